@@ -1,0 +1,52 @@
+"""hdlcore: global optimality in deep learning, as a library.
+
+Solvers, certificates and GPU training for the book *Global optimality in deep learning:
+executable notes* (after R. Vidal's CVPR 2017 tutorial and B. Haeffele and R. Vidal's work).
+
+Every public name is listed once in ``_EXPORTS`` (name -> module) and loaded on first use, so
+``import hdlcore`` stays light: torch is imported only by the parts that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# name -> submodule that defines it; one name per line, grouped by chapter.
+_EXPORTS: dict[str, str] = {
+    # validation and warnings (every chapter)
+    "ConvergenceWarning": "_validation",
+    "HypothesisWarning": "_validation",
+    # notebook helpers and figure style (every chapter)
+    "check": "notebook",
+    "setup": "notebook",
+    # Chapter 1: motivation
+    # Chapter 2: positive homogeneity
+    # Chapter 3: matrix factorization
+    # Chapter 4: deep extension
+    # Chapter 5: dropout
+}
+
+_SUBMODULES = {
+    "notebook",
+    "plotting",
+}
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'hdlcore' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,69 @@
+"""numpy in, numpy out; a torch tensor in, a tensor out on the same device and dtype.
+
+Solvers are written once, in torch, and run on the CPU or a GPU. At the public boundary
+:func:`as_tensor` turns numpy input into a CPU tensor (sharing memory where it can) and
+returns a function that turns results back into the caller's array type. There is no
+global backend switch: the type of the data decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["is_tensor", "as_tensor", "to_numpy"]
+
+
+def is_tensor(x: Any) -> bool:
+    """True for a torch tensor (without importing torch for numpy input)."""
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def as_tensor(
+    x: Any, *, dtype: Any = None, device: Any = None
+) -> tuple[Any, Callable[[Any], Any]]:
+    """Return ``x`` as a torch tensor and a function mapping tensors back to ``x``'s kind.
+
+    numpy input gives a CPU tensor of the same dtype and a restore function returning numpy;
+    tensor input is returned as it is (moved to ``dtype``/``device`` if given) and the restore
+    function is the identity on tensors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, back = as_tensor(np.eye(2))
+    >>> type(back(2 * t)).__name__
+    'ndarray'
+    """
+    import torch
+
+    if is_tensor(x):
+        t = x
+        if dtype is not None or device is not None:
+            t = t.to(dtype=dtype or t.dtype, device=device or t.device)
+        return t, _identity
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    if dtype is not None or device is not None:
+        t = t.to(dtype=dtype or t.dtype, device=device or t.device)
+    return t, to_numpy
+
+
+def _identity(t: Any) -> Any:
+    return t
+
+
+def to_numpy(t: Any) -> Any:
+    """Turn a tensor (or a tuple/list of them, or a scalar tensor) into numpy / Python floats."""
+    if is_tensor(t):
+        t = t.detach()
+        if t.ndim == 0:
+            return t.item()
+        return t.cpu().numpy()
+    if isinstance(t, tuple | list):
+        return type(t)(to_numpy(s) for s in t)
+    return t

@@ -1,0 +1,131 @@
+"""Keep the chapters' notebooks in the book's shape.
+
+    python tools/notebooks.py fix chapters/*.ipynb     # canonical first cell, outputs stripped
+    python tools/notebooks.py check                    # report problems (exit 1 if any)
+    python tools/notebooks.py from-py SRC.py DEST.ipynb   # jupytext percent script -> notebook
+
+Every chapter opens with the Colab bootstrap cell rendered from ``_config.yml``'s repository
+URL (the one place that names the repository), then a setup cell that calls
+``hd.notebook.setup``; it is stored without outputs. ``tests/test_notebooks_static.py`` runs the
+same checks.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BOOTSTRAP = """\
+# Colab or a fresh environment: use the installed hdlcore, or install it from the repository.
+# Only what is missing is installed: torch and numpy already present are never reinstalled.
+try:
+    import hdlcore  # noqa: F401
+except ImportError:
+    %pip install --quiet "hdlcore[book] @ git+{url}@{branch}\""""
+
+KEEP_CELL_METADATA = {"tags", "mystnb"}
+
+
+def repository() -> tuple[str, str]:
+    """The repository URL and branch, from ``_config.yml``."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return config["repository"]["url"], config["repository"].get("branch", "main")
+
+
+def bootstrap_source() -> str:
+    url, branch = repository()
+    return BOOTSTRAP.format(url=url, branch=branch)
+
+
+def chapters() -> list[Path]:
+    return sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def problems(path: Path) -> list[str]:
+    """What is wrong with one notebook (empty when it is in shape)."""
+    nb = nbformat.read(path, as_version=4)
+    out = []
+    cells = nb.cells
+    if len(cells) < 2:
+        return [f"{path.name}: fewer than two cells"]
+    if cells[0].cell_type != "code" or cells[0].source.strip() != bootstrap_source().strip():
+        out.append(f"{path.name}: the first cell is not the bootstrap cell "
+                   "(run: python tools/notebooks.py fix)")
+    setup_cell = next((c for c in cells[1:] if c.cell_type == "code"), None)
+    if setup_cell is None or not re.search(r"hd\.notebook\.setup\(", setup_cell.source):
+        out.append(f"{path.name}: the first code cell after the bootstrap does not call "
+                   "hd.notebook.setup(...)")
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs"):
+            out.append(f"{path.name}: cell {i} has stored outputs")
+        if cell.get("execution_count") is not None:
+            out.append(f"{path.name}: cell {i} has an execution count")
+    return out
+
+
+def fix(path: Path) -> None:
+    """Write the canonical bootstrap cell and strip outputs and volatile metadata."""
+    nb = nbformat.read(path, as_version=4)
+    boot = nbformat.v4.new_code_cell(bootstrap_source(), metadata={"tags": ["hide-cell"]})
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "code" and "import hdlcore" in first.source \
+            and "%pip" in first.source:
+        nb.cells[0] = boot
+    else:
+        nb.cells.insert(0, boot)
+    for cell in nb.cells:
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEEP_CELL_METADATA}
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    for index, cell in enumerate(nb.cells):  # stable ids keep diffs readable
+        cell["id"] = _cell_id(path, index)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nbformat.validator.normalize(nb)
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nbformat.write(nb, path)
+
+
+def _cell_id(path: Path, index: int) -> str:
+    stem = re.sub(r"[^a-z0-9]", "", path.stem.lower())[:12]
+    return f"{stem}-{index:03d}"
+
+
+def from_py(src: Path, dest: Path) -> None:
+    import jupytext
+
+    nb = jupytext.read(src)
+    jupytext.write(nb, dest, fmt="ipynb")
+    fix(dest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("fix", "check", "from-py"):
+        print(__doc__)
+        return 2
+    if argv[0] == "from-py":
+        from_py(Path(argv[1]), Path(argv[2]))
+        return 0
+    paths = [Path(p) for p in argv[1:]] or chapters()
+    if argv[0] == "fix":
+        for p in paths:
+            fix(p)
+        return 0
+    found = [msg for p in paths for msg in problems(p)]
+    print("\n".join(found) if found else f"{len(paths)} notebooks in shape")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
