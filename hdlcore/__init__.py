@@ -22,6 +22,10 @@ _EXPORTS: dict[str, str] = {
     # notebook helpers and figure style (every chapter)
     "check": "notebook",
     "setup": "notebook",
+    # data made by the code or shipped in a package (several chapters)
+    "low_rank_matrix": "data",
+    "random_mask": "data",
+    "two_spirals": "data",
     # Chapter 1: motivation
     # Chapter 2: positive homogeneity
     # Chapter 3: matrix factorization
@@ -30,6 +34,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 _SUBMODULES = {
+    "data",
     "notebook",
     "plotting",
 }
