@@ -99,7 +99,7 @@ def two_spirals(
     Examples
     --------
     >>> A, Y = two_spirals(100, rng=0)
-    >>> A.shape, Y.shape, sorted(set(Y.ravel()))
+    >>> A.shape, Y.shape, sorted(set(Y.ravel().tolist()))
     ((100, 2), (100, 1), [-1.0, 1.0])
     """
     func = "two_spirals"
