@@ -138,8 +138,8 @@ class IlsvrcEntry:
 
     year: int
     team: str
-    top5_error: float  # percent
-    note: str
+    top5_error: float  # percent, without outside training data
+    with_extra_data: float | None  # percent, the same team's entry with outside data, if any
     source: str  # BibTeX key in references.bib
 
 
@@ -148,16 +148,16 @@ def ilsvrc_top5() -> list[IlsvrcEntry]:
 
     The human reference (5.1 %, one trained annotator) is from Russakovsky et al. (2015),
     which also tabulates the 2010 to 2014 winners; the 2015 figure is He et al. (2016).
-    For 2012 and 2013 the entry without extra training data is given, the note gives the other.
+    ``top5_error`` is the entry trained on the challenge's data only; for 2012 and 2013 the
+    winners also submitted an entry trained with outside data (``with_extra_data``).
     """
     return [
-        IlsvrcEntry(2010, "NEC-UIUC", 28.2, "", "russakovsky2015imagenet"),
-        IlsvrcEntry(2011, "XRCE", 25.8, "", "russakovsky2015imagenet"),
-        IlsvrcEntry(2012, "SuperVision (AlexNet)", 16.4, "15.3 % with extra ImageNet 2011 data",
-                    "krizhevsky2012imagenet"),
-        IlsvrcEntry(2013, "Clarifai", 11.7, "11.2 % with extra data", "russakovsky2015imagenet"),
-        IlsvrcEntry(2014, "GoogLeNet", 6.66, "VGG second, 7.3 %", "szegedy2015going"),
-        IlsvrcEntry(2015, "MSRA (ResNet ensemble)", 3.57, "", "he2016deep"),
+        IlsvrcEntry(2010, "NEC-UIUC", 28.2, None, "russakovsky2015imagenet"),
+        IlsvrcEntry(2011, "XRCE", 25.8, None, "russakovsky2015imagenet"),
+        IlsvrcEntry(2012, "SuperVision (AlexNet)", 16.4, 15.3, "krizhevsky2012imagenet"),
+        IlsvrcEntry(2013, "Clarifai", 11.7, 11.2, "russakovsky2015imagenet"),
+        IlsvrcEntry(2014, "GoogLeNet", 6.66, None, "szegedy2015going"),
+        IlsvrcEntry(2015, "MSRA (ResNet ensemble)", 3.57, None, "he2016deep"),
     ]
 
 
