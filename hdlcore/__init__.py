@@ -28,6 +28,12 @@ _EXPORTS: dict[str, str] = {
     "two_spirals": "data",
     # Chapter 1: motivation
     # Chapter 2: positive homogeneity
+    "DegreeCheck": "homogeneity",
+    "DegreeResult": "homogeneity",
+    "balanced_rescaling": "homogeneity",
+    "check_degrees": "homogeneity",
+    "degree": "homogeneity",
+    "euler_degree": "homogeneity",
     # Chapter 3: matrix factorization
     # Chapter 4: deep extension
     # Chapter 5: dropout
@@ -35,6 +41,7 @@ _EXPORTS: dict[str, str] = {
 
 _SUBMODULES = {
     "data",
+    "homogeneity",
     "notebook",
     "plotting",
 }
