@@ -35,15 +35,35 @@ _EXPORTS: dict[str, str] = {
     "degree": "homogeneity",
     "euler_degree": "homogeneity",
     # Chapter 3: matrix factorization
+    "prox_nuclear": "convex",
+    "solve_convex": "convex",
+    "solve_factorized": "factorized",
+    "factorized_objective": "factorized",
+    "grow": "meta",
+    "polar": "certificates",
+    "certify": "certificates",
+    "Certificate": "certificates",
+    "MatrixResult": "_matrix",
+    "NormPair": "regularizers",
+    "PolarResult": "regularizers",
+    "norm_pair": "regularizers",
+    "NORM_PAIRS": "regularizers",
+    "sigma_max": "spectral",
     # Chapter 4: deep extension
     # Chapter 5: dropout
 }
 
 _SUBMODULES = {
+    "certificates",
+    "convex",
     "data",
+    "factorized",
     "homogeneity",
+    "meta",
     "notebook",
     "plotting",
+    "regularizers",
+    "spectral",
 }
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])

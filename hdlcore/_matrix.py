@@ -1,0 +1,143 @@
+"""Shared internals of the matrix-factorization modules (Chapter 3): input checks, masked loss.
+
+The loss is :math:`\\ell(X) = \\tfrac12\\lVert M\\odot(Y - X)\\rVert_F^2` with a boolean mask ``M``
+(True where observed; ``None`` means fully observed). Its gradient is :math:`-R` with the
+masked residual :math:`R = M \\odot (Y - X)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._backend import as_tensor, is_tensor
+from ._validation import check_array, check_mask, check_scalar, param_error
+
+__all__: list[str] = []
+
+
+@dataclass
+class Problem:
+    """Validated data as tensors: ``Y`` (m, n), ``M`` bool mask or None, ``Mf`` = M as Y's dtype."""
+
+    Y: Any
+    M: Any
+    Mf: Any
+    back: Any  # tensor -> the caller's array type
+
+    @property
+    def shape(self):
+        return tuple(self.Y.shape)
+
+    def masked(self, A):
+        """``M * A`` (``A`` itself without a mask)."""
+        return A if self.Mf is None else self.Mf * A
+
+    def residual(self, U, V):
+        """``R = M * (Y - U V^T)``."""
+        import torch
+
+        if U.shape[1] == 0:
+            return self.masked(self.Y).clone()
+        return self.masked(torch.addmm(self.Y, U, V.T, alpha=-1))  # (m, r) @ (r, n) -> (m, n)
+
+    def loss(self, R) -> float:
+        import torch
+
+        return 0.5 * float(torch.sum(R * R, dtype=torch.float64))
+
+
+def prepare(Y: Any, mask: Any, lam: Any, func: str) -> tuple[Problem, float]:
+    """Validate ``Y``, ``mask`` and ``lam`` at a public boundary; return tensors and ``lam``."""
+    import torch
+
+    Y = check_array(Y, "Y", func, ndim=2)
+    if (is_tensor(Y) and Y.is_complex()) or (not is_tensor(Y) and Y.dtype.kind == "c"):
+        raise param_error("Y", func, "a real array", Y, TypeError)
+    lam = check_scalar(lam, "lam", func, gt=0)
+    Yt, back = as_tensor(Y)
+    if Yt.dtype not in (torch.float32, torch.float64):
+        Yt = Yt.to(torch.float32)
+    M = Mf = None
+    if mask is not None:
+        if not (is_tensor(mask) or hasattr(mask, "shape") or isinstance(mask, list | tuple)):
+            raise param_error("mask", func, "a boolean array of Y's shape, or None", mask, TypeError)
+        M = check_mask(mask, tuple(Yt.shape), "mask", func)
+        M, _ = as_tensor(M)
+        M = M.to(device=Yt.device, dtype=torch.bool)
+        if bool(M.all()):
+            M = None  # fully observed: use the faster full-data formulas
+        else:
+            Mf = M.to(Yt.dtype)
+            Yt = Mf * Yt  # unobserved entries never enter; storing zeros there is harmless
+    return Problem(Yt, M, Mf, back), lam
+
+
+def factor(A: Any, name: str, func: str, rows: int, ref) -> Any:
+    """Validate a factor (``rows`` x r, finite) and move it to the problem's dtype and device."""
+    A = check_array(A, name, func, ndim=2, shape=(rows, None), min_size=0)
+    At, _ = as_tensor(A)
+    return At.to(dtype=ref.dtype, device=ref.device)
+
+
+def default_tol(dtype, tol64: float, tol32: float) -> float:
+    """A tolerance per dtype (float32 cannot resolve float64's tolerances)."""
+    import torch
+
+    return tol32 if dtype == torch.float32 else tol64
+
+
+@dataclass(frozen=True, repr=False)
+class MatrixResult:
+    """The result of a matrix-factorization solver (:func:`hdlcore.solve_convex`,
+    :func:`hdlcore.solve_factorized`, :func:`hdlcore.grow`).
+
+    Attributes
+    ----------
+    U, V : arrays of shapes (m, r) and (n, r)
+        The factors (the caller's array type, device and dtype); :attr:`X` is ``U @ V.T``.
+    objective : float
+        :math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)`.
+    history : dict of numpy arrays
+        Per iteration (``"objective"``, ``"time"`` in seconds, ...) or, for :func:`hdlcore.grow`,
+        per outer step (``"size"``, ``"objective"``, ``"polar"``, ``"iterations"``, ``"time"``).
+    converged : bool
+        The solver met its stopping rule (a ``ConvergenceWarning`` was issued otherwise).
+    certificate : Certificate or None
+        :func:`hdlcore.certify` at the returned point.
+    n_iter : int
+        Iterations (sweeps) of local descent, in total.
+    lam : float
+    norms : str
+        The column-norm pair, e.g. ``"l2/l2"``.
+    method : str
+        The algorithm that produced the point.
+    """
+
+    U: Any
+    V: Any
+    objective: float
+    history: dict
+    converged: bool
+    certificate: Any
+    n_iter: int
+    lam: float
+    norms: str
+    method: str
+
+    @property
+    def X(self) -> Any:
+        """The model output :math:`X = UV^\\top`, shape (m, n)."""
+        return self.U @ self.V.T
+
+    @property
+    def size(self) -> int:
+        """Number of columns ``r`` of the factorization."""
+        return int(self.U.shape[1])
+
+    def __repr__(self) -> str:
+        cert = self.certificate
+        tail = "" if cert is None else f", polar={cert.polar:.8g}, is_global={cert.is_global}"
+        return (f"MatrixResult(method={self.method!r}, norms={self.norms!r}, size={self.size}, "
+                f"objective={self.objective:.10g}, converged={self.converged}, "
+                f"n_iter={self.n_iter}{tail})")

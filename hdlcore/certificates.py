@@ -1,0 +1,317 @@
+"""Certificates of global optimality for matrix factorization: the polar test, as a function of a point.
+
+For :math:`F(U, V) = \\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)`
+and its convex neighbour
+:math:`\\min_X \\tfrac12\\lVert M\\odot(Y - X)\\rVert_F^2 + \\lambda\\Omega_\\theta(X)`
+with optimal value :math:`F^\\star`, write :math:`R = M\\odot(Y - UV^\\top)`
+and :math:`Z = -\\nabla\\ell(UV^\\top)/\\lambda = R/\\lambda`. For *any* point :math:`(U, V)`,
+
+.. math::
+
+    F(U, V) - F^\\star \\;\\le\\; \\lambda\\,\\Omega_\\theta(X^\\star)\\,(\\Omega_\\theta^\\circ(Z) - 1)_+
+    \\;+\\; \\lambda\\Big(\\sum_i \\theta(u_i, v_i) - \\langle Z, UV^\\top\\rangle\\Big),
+
+and :math:`\\lambda\\Omega_\\theta(X^\\star) \\le F^\\star \\le F(U, V)`. The second term (the *Euler gap*)
+vanishes at every first-order stationary point, since both the model and the regularizer are
+positively homogeneous of degree 2. So a stationary point with polar at most 1 is a global
+minimizer of the factorized problem, and :math:`UV^\\top` solves the convex one.
+
+Proof (convexity of the loss, then :math:`\\langle Z, X^\\star\\rangle\\le\\Omega^\\circ(Z)\\Omega(X^\\star)`
+and :math:`\\Omega(UV^\\top)\\le\\sum_i\\theta(u_i,v_i)`):
+:math:`F(U,V) - F^\\star \\le \\lambda\\langle Z, X^\\star - X\\rangle
++ \\lambda\\Theta - \\lambda\\Omega(X^\\star)`.
+
+:func:`certify` evaluates this at a point, with the polar computed exactly when it can be, and
+says what it proves: :attr:`Certificate.is_global` is True only when the **proven** bound (with a
+proven upper bound on the polar) is at most ``tol * F``.
+
+Used by Chapter 3 (matrix factorization).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._matrix import default_tol, factor, prepare
+from ._validation import check_array, check_choice, check_rng, check_scalar, param_error
+from .regularizers import PolarResult, norm_pair
+
+__all__ = ["Certificate", "polar", "certify"]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What the polar test proves at one point :math:`(U, V)`.
+
+    Attributes
+    ----------
+    polar : float
+        :math:`\\Omega_\\theta^\\circ(Z)` as computed (see ``polar_kind``).
+    polar_kind : str
+        ``"exact"`` (closed form or full SVD), ``"krylov"`` (converged Lanczos: a lower bound
+        on :math:`\\sigma_1`, evidence rather than proof) or ``"lower-bound"`` (a heuristic for a
+        pair whose polar is NP-hard).
+    polar_upper : float
+        A proven upper bound on the polar (the polar itself when exact; :math:`\\lVert R\\rVert_F/\\lambda`
+        after Lanczos; a relaxation's singular value for the hard pairs).
+    objective : float
+        :math:`F(U, V)`.
+    bound : float
+        Proven: :math:`F(U, V) - F^\\star \\le` ``bound``, computed with ``polar_upper``: the
+        smaller of the polar bound above and the duality gap :math:`F(U, V) - D(R/\\max(1, \\Omega^\\circ))`,
+        :math:`D(W) = \\langle W, M\\odot Y\\rangle - \\tfrac12\\lVert W\\rVert_F^2`.
+    bound_estimate : float
+        The same bound computed with ``polar`` (proven only when ``polar_kind == "exact"``).
+    euler_gap : float
+        :math:`\\lambda(\\sum_i\\theta_i - \\langle Z, UV^\\top\\rangle)`, zero at stationary points.
+    euler_residual : float
+        :math:`\\max_i |u_i^\\top Z v_i - \\theta(u_i, v_i)|`, the first-order residual along
+        each column's scale.
+    is_global : bool
+        ``bound <= tol * objective``: proven globally optimal to relative accuracy ``tol``.
+    is_global_estimate : bool
+        ``bound_estimate <= tol * objective`` (equals ``is_global`` when the polar is exact).
+    tol : float
+    size : int
+        Number of columns ``r``.
+    norms : str
+        The norm pair, e.g. ``"l2/l2"``.
+    basis : str
+        How the polar was obtained, in words.
+    """
+
+    polar: float
+    polar_kind: str
+    polar_upper: float
+    objective: float
+    bound: float
+    bound_estimate: float
+    euler_gap: float
+    euler_residual: float
+    is_global: bool
+    is_global_estimate: bool
+    tol: float
+    size: int
+    norms: str
+    basis: str
+
+    @property
+    def lower(self) -> float:
+        """A proven lower bound on :math:`F^\\star`: ``objective - bound``."""
+        return self.objective - self.bound
+
+    @property
+    def proves(self) -> str:
+        """One sentence: what this certificate proves, and what it does not."""
+        rel = self.bound / max(abs(self.objective), 1e-300)
+        if self.is_global:
+            return (f"proven: F(U, V) - F* <= {self.bound:.3g} ({rel:.1e} relative), so (U, V) is a "
+                    f"global minimizer to relative accuracy {self.tol:g} and UV^T solves the convex "
+                    f"problem to the same accuracy")
+        if self.is_global_estimate:
+            return (f"evidence, not proof: with the {self.polar_kind} polar {self.polar:.8g} the bound is "
+                    f"{self.bound_estimate:.3g}; proven only F(U, V) - F* <= {self.bound:.3g}")
+        return (f"not certified: polar {self.polar:.8g} ({self.polar_kind}) exceeds 1 + {self.tol:g} "
+                f"or the point is not stationary; proven F(U, V) - F* <= {self.bound:.3g}")
+
+    def __str__(self) -> str:
+        return (f"Certificate ({self.norms}, size {self.size}): polar {self.polar:.10g} "
+                f"[{self.polar_kind}], proven polar <= {self.polar_upper:.10g}\n"
+                f"  objective {self.objective:.12g}, Euler residual {self.euler_residual:.2e}\n"
+                f"  is_global={self.is_global} (tol {self.tol:g}): {self.proves}\n"
+                f"  polar computed by: {self.basis}")
+
+
+def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
+          starts: int = 8, rng: np.random.Generator | int | None = None) -> PolarResult:
+    """The polar :math:`\\Omega_\\theta^\\circ(Z) = \\sup_{\\theta(u, v) \\le 1} u^\\top Z v` and a maximizer.
+
+    Parameters
+    ----------
+    Z : (m, n) array or tensor
+        Usually :math:`-\\nabla\\ell(UV^\\top)/\\lambda`.
+    norms : pair of str
+        The column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b`, each of
+        ``"l1"``, ``"l2"``, ``"l1+"``, ``"l2+"`` (see :mod:`hdlcore.regularizers`).
+    method : {"auto", "exact", "krylov"}
+        How :math:`\\sigma_1` is computed for l2/l2 (full SVD up to 500 x 500 with "auto").
+    tol : float
+        Lanczos tolerance on the Ritz residual, relative to the value.
+    starts : int
+        Starting points of the alternating heuristic for pairs without a closed form.
+    rng : numpy Generator, int or None
+        Lanczos start vector and heuristic starts.
+
+    Returns
+    -------
+    PolarResult
+        ``value``, maximizer ``u``, ``v`` (``Z``'s array type, ``theta(u, v) = 1``), ``kind``
+        (``"exact"``, ``"krylov"``, ``"lower-bound"``), ``upper`` (proven) and ``detail``.
+
+    Notes
+    -----
+    .. math:: \\Omega_\\theta^\\circ(Z)
+       = \\sup_{\\lVert u\\rVert_a\\le1,\\ \\lVert v\\rVert_b\\le 1} u^\\top Z v
+       = \\max_{\\lVert v\\rVert_b\\le 1}\\lVert Zv\\rVert_{a^*}.
+
+    l2/l2: :math:`\\sigma_1(Z)`; l1/l2: the largest row norm; l2/l1: the largest column norm;
+    l1/l1: :math:`\\max_{ij}|Z_{ij}|`; non-negative sides use positive parts. Used in Chapter 3.
+
+    References
+    ----------
+    B. D. Haeffele and R. Vidal, Structured low-rank matrix factorization: global optimality,
+    algorithms, and applications, IEEE TPAMI 42(6), 2020 (arXiv:1708.07850).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z = np.array([[2.0, 0.0], [0.0, -3.0]])
+    >>> round(polar(Z).value, 12), polar(Z, ("l1", "l1")).value
+    (3.0, 3.0)
+    """
+    func = "polar"
+    Z = check_array(Z, "Z", func, ndim=2)
+    pair = norm_pair(norms, func)
+    method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
+    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    starts = check_scalar(starts, "starts", func, kind="int", ge=1)
+    rng = check_rng(rng, "rng", func)
+    return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng)
+
+
+def certify(
+    Y: Any,
+    U: Any,
+    V: Any,
+    lam: float,
+    mask: Any = None,
+    norms: Any = ("l2", "l2"),
+    *,
+    tol: float | None = None,
+    method: str = "auto",
+    lanczos_tol: float = 1e-10,
+    rng: np.random.Generator | int | None = None,
+) -> Certificate:
+    """Certify a point :math:`(U, V)` of any method: polar test, Euler gap, suboptimality bound.
+
+    Parameters
+    ----------
+    Y : (m, n) array or tensor
+        Data (entries where ``mask`` is False are ignored, but must be finite).
+    U, V : (m, r) and (n, r) arrays or tensors
+        The factors, :math:`X = UV^\\top` (``r = 0`` is allowed: the point ``X = 0``).
+    lam : float
+        :math:`\\lambda > 0`.
+    mask : (m, n) bool array, optional
+        True where ``Y`` is observed.
+    norms : pair of str
+        Column norms of :math:`\\theta` (default l2/l2, whose :math:`\\Omega` is the nuclear norm).
+    tol : float, optional
+        Relative accuracy for ``is_global`` (default 1e-6 for float64 data, 1e-4 for float32).
+    method : {"auto", "exact", "krylov"}
+        How :math:`\\sigma_1(R)` is computed for l2/l2 ("auto": full SVD up to 500 x 500).
+    lanczos_tol : float
+        Ritz-residual tolerance (relative) when Lanczos is used.
+    rng : numpy Generator, int or None
+        Lanczos start vector.
+
+    Returns
+    -------
+    Certificate
+        Everything is evaluated in float64, whatever the input dtype.
+
+    Notes
+    -----
+    With :math:`R = M\\odot(Y - UV^\\top)`, :math:`Z = R/\\lambda`,
+    :math:`\\Theta = \\sum_i\\theta(u_i, v_i)`:
+
+    .. math::
+
+        F(U, V) - F^\\star \\le F(U, V)\\,(\\Omega^\\circ_\\theta(Z) - 1)_+
+        + \\lambda\\Theta - \\langle R, UV^\\top\\rangle .
+
+    References
+    ----------
+    B. D. Haeffele and R. Vidal, Global optimality in tensor factorization, deep learning, and
+    beyond, arXiv:1506.07540, 2015; Structured low-rank matrix factorization, IEEE TPAMI 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.diag([5.0, 3.0, 1.0])
+    >>> U = V = np.array([[2.0], [0.0], [0.0]])  # sqrt(5 - 2) would be optimal; this is not
+    >>> certify(Y, U, V, lam=2.0).is_global
+    False
+    >>> s = np.sqrt([3.0, 1.0])  # X* = diag(5 - 2, 3 - 2, 0): singular value thresholding
+    >>> U = V = np.array([[s[0], 0.0], [0.0, s[1]], [0.0, 0.0]])
+    >>> cert = certify(Y, U, V, lam=2.0)
+    >>> cert.is_global, round(cert.polar, 12)
+    (True, 1.0)
+    """
+    func = "certify"
+    prob, lam = prepare(Y, mask, lam, func)
+    pair = norm_pair(norms, func)
+    m, n = prob.shape
+    U = factor(U, "U", func, m, prob.Y)
+    V = factor(V, "V", func, n, prob.Y)
+    if U.shape[1] != V.shape[1]:
+        raise param_error("V", func, f"an array with as many columns as U ({U.shape[1]})", V)
+    for side, A, name in ((pair.u, U, "U"), (pair.v, V, "V")):
+        if side.nonneg and bool((A < 0).any()):
+            raise param_error(name, func, f"non-negative (norms {pair.name} constrain it)", A)
+    if tol is None:
+        tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
+    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
+    lanczos_tol = check_scalar(lanczos_tol, "lanczos_tol", func, gt=0, lt=1)
+    rng = check_rng(rng, "rng", func)
+    return certificate(prob, U, V, lam, pair, tol=tol, method=method, lanczos_tol=lanczos_tol, rng=rng)
+
+
+def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
+                R=None) -> Certificate:
+    """Internal (trusted tensors): the certificate in float64."""
+    import torch
+
+    f64 = torch.float64
+    Y = prob.Y.to(f64)
+    U64, V64 = U.to(f64), V.to(f64)
+    M = prob.Mf.to(f64) if prob.Mf is not None else None
+    if U64.shape[1] == 0:
+        R = Y.clone() if M is None else M * Y
+    else:
+        R = torch.addmm(Y, U64, V64.T, alpha=-1)  # Y - U V^T, (m, n)
+        if M is not None:
+            R.mul_(M)
+    loss = 0.5 * float(torch.sum(R * R))
+    theta = pair._theta(U64, V64)  # (r,)
+    Theta = float(theta.sum())
+    objective = loss + lam * Theta
+    c = (U64 * (R @ V64)).sum(0) if U64.shape[1] else torch.zeros(0, dtype=f64)  # u_i^T R v_i
+    euler_gap = lam * Theta - float(c.sum())
+    euler_residual = float((c / lam - theta).abs().max()) if c.numel() else 0.0
+    rng = rng if rng is not None else np.random.default_rng()
+    pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng)
+    value, upper = pol.value / lam, pol.upper / lam
+    # Weak duality: W = R / max(1, polar) is dual feasible (Omega°(W) <= lam), so
+    # F* >= D(W) = <W, M*Y> - |W|^2 / 2. Both bounds below are valid; the smaller is kept.
+    RY = float(torch.sum(R * Y))
+    R2 = 2 * loss
+
+    def _bound(p):
+        s = max(1.0, p)
+        dual_gap = objective - (RY / s - R2 / (2 * s * s))
+        polar_bound = objective * max(p - 1.0, 0.0) + euler_gap
+        return max(min(dual_gap, polar_bound), 0.0)
+
+    bound, bound_est = _bound(upper), _bound(value)
+    scale = max(abs(objective), np.finfo(np.float64).tiny)
+    return Certificate(
+        polar=value, polar_kind=pol.kind, polar_upper=upper, objective=objective, bound=bound,
+        bound_estimate=bound_est, euler_gap=euler_gap, euler_residual=euler_residual,
+        is_global=bool(bound <= tol * scale), is_global_estimate=bool(bound_est <= tol * scale),
+        tol=tol, size=int(U.shape[1]), norms=pair.name, basis=pol.detail,
+    )

@@ -1,0 +1,322 @@
+"""The factorized side: local descent on U, V for a fixed size r.
+
+.. math::
+
+    \\min_{U\\in\\mathbb R^{m\\times r},\\,V\\in\\mathbb R^{n\\times r}}\\
+    \\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_{i=1}^r \\theta(u_i, v_i),
+    \\qquad \\theta(u, v) = \\lVert u\\rVert_a \\lVert v\\rVert_b .
+
+Two local methods, one code path for numpy and torch (CPU or GPU), float32 and float64:
+
+- ``"als"`` (l2/l2 only): exact alternating minimization of the balanced form
+  :math:`\\tfrac\\lambda2(\\lVert U\\rVert_F^2 + \\lVert V\\rVert_F^2)`, which has the same minimum
+  (rescaling each column to :math:`\\lVert u_i\\rVert = \\lVert v_i\\rVert` turns one into the other).
+  Each row of ``U`` solves an ``r x r`` ridge system,
+  :math:`u_i = (V^\\top D_i V + \\lambda I)^{-1} V^\\top D_i y_i` with :math:`D_i` the mask of row ``i``.
+- ``"prox"`` (any pair): proximal alternating linearized minimization with extrapolation
+  (Bolte, Sabach and Teboulle, 2014; Xu and Yin, 2013): a gradient step on one factor and the
+  column-wise prox of :math:`\\lambda\\lVert v_i\\rVert_b\\lVert\\cdot\\rVert_a`, which gives **exact
+  zeros** (entries for l1, whole columns for l2).
+
+Used by Chapter 3 (matrix factorization) and by :func:`hdlcore.grow`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ._matrix import MatrixResult, default_tol, factor, prepare
+from ._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
+from .certificates import certificate
+from .regularizers import NormPair, norm_pair
+
+__all__ = ["solve_factorized", "factorized_objective"]
+
+
+def solve_factorized(
+    Y: Any,
+    lam: float,
+    rank: int,
+    mask: Any = None,
+    norms: Any = ("l2", "l2"),
+    *,
+    U0: Any = None,
+    V0: Any = None,
+    method: str = "auto",
+    tol: float | None = None,
+    max_iter: int = 10000,
+    certify: bool = True,
+    polar_method: str = "auto",
+    rng: np.random.Generator | int | None = None,
+) -> MatrixResult:
+    """Local descent on the factorized problem at a fixed size ``rank``.
+
+    Parameters
+    ----------
+    Y : (m, n) array or tensor
+        Data; entries where ``mask`` is False are ignored (they must still be finite).
+    lam : float
+        :math:`\\lambda > 0`.
+    rank : int
+        The size ``r`` (number of columns of ``U`` and ``V``); ignored when ``U0`` is given.
+    mask : (m, n) bool array, optional
+        True where observed.
+    norms : pair of str
+        Column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b`: ``"l1"``,
+        ``"l2"``, ``"l1+"``, ``"l2+"`` ("+": non-negative).
+    U0, V0 : arrays, optional
+        Starting point; default: Gaussian entries with scale :math:`(\\lVert Y\\rVert_F/\\sqrt{mnr})^{1/2}`
+        drawn from ``rng`` (absolute values for non-negative sides).
+    method : {"auto", "als", "prox"}
+        "auto" is "als" for l2/l2 and "prox" otherwise.
+    tol : float, optional
+        Stop when the objective decreases by at most ``tol`` (relative) in one sweep
+        (default 1e-12 for float64, 1e-6 for float32).
+    max_iter : int
+        Sweep limit (a ``ConvergenceWarning`` and ``converged=False`` if reached).
+    certify : bool
+        Attach :func:`hdlcore.certify` at the returned point.
+    polar_method : {"auto", "exact", "krylov"}
+        How the certificate computes :math:`\\sigma_1` (l2/l2).
+    rng : numpy Generator, int or None
+        Random start and Lanczos start vector.
+
+    Returns
+    -------
+    MatrixResult
+        ``U``, ``V`` (columns rescaled so that :math:`\\lVert u_i\\rVert_a = \\lVert v_i\\rVert_b`),
+        ``X``, ``objective`` (product form), ``history["objective"]`` per sweep, ``converged``,
+        ``certificate``.
+
+    Notes
+    -----
+    A stationary point of this problem need not be a global minimizer when ``rank`` is too
+    small; its certificate says so (polar above 1). See :func:`hdlcore.grow` for the
+    meta-algorithm that reaches a certified global minimizer. Used in Chapter 3.
+
+    References
+    ----------
+    B. D. Haeffele and R. Vidal, Structured low-rank matrix factorization: global optimality,
+    algorithms, and applications, IEEE TPAMI 42(6), 2020. J. Bolte, S. Sabach and M. Teboulle,
+    Proximal alternating linearized minimization, Math. Program. 146, 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.diag([5.0, 3.0, 1.0])
+    >>> res = solve_factorized(Y, lam=2.0, rank=2, rng=0)
+    >>> round(res.objective, 8), res.certificate.is_global  # the SVT optimum: 1/2 (4+4+1) + 2 * 4
+    (12.5, True)
+    """
+    func = "solve_factorized"
+    prob, lam = prepare(Y, mask, lam, func)
+    pair = norm_pair(norms, func)
+    method = check_choice(method, "method", func, ("auto", "als", "prox"))
+    if method == "auto":
+        method = "als" if pair.name == "l2/l2" else "prox"
+    if method == "als" and pair.name != "l2/l2":
+        raise param_error("method", func, "'prox' or 'auto' for norms other than l2/l2", method)
+    if tol is None:
+        tol = default_tol(prob.Y.dtype, 1e-12, 1e-6)
+    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
+    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
+    rng = check_rng(rng, "rng", func)
+    U, V = start_point(prob, pair, rank, U0, V0, rng, func)
+    t0 = time.perf_counter()
+    U, V, hist, converged, n_iter = descend(prob, pair, U, V, lam, method=method, tol=tol,
+                                            max_iter=max_iter, start=t0)
+    if not converged:
+        warn_not_converged(func, f"relative decrease above tol={tol:g} after {max_iter} sweeps")
+    cert = None
+    if certify:
+        cert = certificate(prob, U, V, lam, pair, tol=default_tol(prob.Y.dtype, 1e-6, 1e-4),
+                           method=polar_method, rng=rng)
+    return MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
+                        history=hist, converged=converged, certificate=cert, n_iter=n_iter, lam=lam,
+                        norms=pair.name, method=method)
+
+
+def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
+                         norms: Any = ("l2", "l2")) -> float:
+    """:math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)` (float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> factorized_objective(np.eye(2), np.eye(2), np.eye(2), lam=1.0)  # zero loss + lam * (1*1 + 1*1)
+    2.0
+    """
+    func = "factorized_objective"
+    prob, lam = prepare(Y, mask, lam, func)
+    pair = norm_pair(norms, func)
+    m, n = prob.shape
+    U = factor(U, "U", func, m, prob.Y)
+    V = factor(V, "V", func, n, prob.Y)
+    if U.shape[1] != V.shape[1]:
+        raise param_error("V", func, f"an array with as many columns as U ({U.shape[1]})", V)
+    return _objective(prob, pair, U, V, lam)
+
+
+def _objective(prob, pair: NormPair, U, V, lam) -> float:
+    return prob.loss(prob.residual(U, V)) + lam * float(pair._theta(U, V).sum())
+
+
+def start_point(prob, pair: NormPair, rank, U0, V0, rng, func):
+    """Validated ``(U0, V0)``, or a random start of size ``rank``."""
+    import torch
+
+    m, n = prob.shape
+    if (U0 is None) != (V0 is None):
+        raise param_error("V0" if V0 is None else "U0", func, "given together with "
+                          + ("U0" if V0 is None else "V0"), None)
+    if U0 is not None:
+        U = factor(U0, "U0", func, m, prob.Y)
+        V = factor(V0, "V0", func, n, prob.Y)
+        if U.shape[1] != V.shape[1]:
+            raise param_error("V0", func, f"an array with as many columns as U0 ({U.shape[1]})", V0)
+        for side, A, name in ((pair.u, U, "U0"), (pair.v, V, "V0")):
+            if side.nonneg and bool((A < 0).any()):
+                raise param_error(name, func, f"non-negative (norms {pair.name} constrain it)", A)
+        return U.clone(), V.clone()
+    rank = check_scalar(rank, "rank", func, kind="int", ge=1)
+    scale = (float(torch.linalg.vector_norm(prob.Y)) / np.sqrt(m * n * rank)) ** 0.5
+    U = torch.as_tensor(scale * rng.standard_normal((m, rank)), dtype=prob.Y.dtype, device=prob.Y.device)
+    V = torch.as_tensor(scale * rng.standard_normal((n, rank)), dtype=prob.Y.dtype, device=prob.Y.device)
+    return (U.abs() if pair.u.nonneg else U), (V.abs() if pair.v.nonneg else V)
+
+
+def rebalance(pair: NormPair, U, V):
+    """Rescale each column so that ``||u_i||_a == ||v_i||_b`` (``U V^T`` and the objective unchanged)."""
+    import torch
+
+    a, b = pair.u._raw(U), pair.v._raw(V)
+    live = (a > 0) & (b > 0)
+    one = torch.ones_like(a)
+    ratio = torch.where(live, b / torch.where(live, a, one), one).sqrt()
+    U = U * torch.where(live, ratio, torch.zeros_like(a))
+    V = V * torch.where(live, 1 / ratio, torch.zeros_like(b))
+    return U, V
+
+
+def descend(prob, pair, U, V, lam, *, method, tol, max_iter, start, objectives=None, times=None):
+    """Run local descent; returns ``(U, V, history, converged, sweeps)`` with balanced columns."""
+    run = _als if method == "als" else _palm
+    objectives = [] if objectives is None else objectives
+    times = [] if times is None else times
+    U, V = rebalance(pair, U, V)
+    U, V, converged, k = run(prob, pair, U, V, lam, tol, max_iter, objectives, times, start)
+    U, V = rebalance(pair, U, V)
+    hist = {"objective": np.array(objectives), "time": np.array(times)}
+    return U, V, hist, converged, k
+
+
+# -- alternating least squares (l2/l2, balanced form) ------------------------------------------
+def _ridge_rows(Yt, Mf, V, lam):
+    """Rows of the minimizer over U of 1/2|M*(Y - U V^T)|^2 + lam/2 |U|^2 (``Yt`` is M*Y)."""
+    import torch
+
+    r = V.shape[1]
+    eye = torch.eye(r, dtype=V.dtype, device=V.device)
+    B = Yt @ V  # (m, n) @ (n, r) -> (m, r)
+    if Mf is None:
+        G = V.T @ V + lam * eye  # (r, r)
+        return torch.linalg.solve(G, B.T).T
+    iu, ju = torch.triu_indices(r, r, device=V.device)
+    VV = V[:, iu] * V[:, ju]  # (n, r(r+1)/2): the distinct products v_jk v_jl
+    Gu = Mf @ VV  # (m, n) @ (n, r(r+1)/2) -> (m, r(r+1)/2): per-row Grams V^T D_i V
+    G = torch.zeros(Yt.shape[0], r, r, dtype=V.dtype, device=V.device)
+    G[:, iu, ju] = Gu
+    G[:, ju, iu] = Gu
+    G = G + lam * eye
+    return torch.linalg.solve(G, B.unsqueeze(-1)).squeeze(-1)  # (m, r, r) \ (m, r, 1)
+
+
+def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
+    Yt, YtT = prob.Y, prob.Y.T
+    Mf, MfT = prob.Mf, (None if prob.Mf is None else prob.Mf.T)
+    if U.shape[1] == 0:
+        objectives.append(prob.loss(prob.Y))
+        times.append(time.perf_counter() - start)
+        return U, V, True, 0
+
+    def balanced(U, V):
+        return prob.loss(prob.residual(U, V)) + 0.5 * lam * float((U * U).sum() + (V * V).sum())
+
+    f = balanced(U, V)
+    k = 0
+    for k in range(1, max_iter + 1):
+        U = _ridge_rows(Yt, Mf, V, lam)
+        V = _ridge_rows(YtT, MfT, U, lam)
+        f_new = balanced(U, V)
+        objectives.append(f_new)
+        times.append(time.perf_counter() - start)
+        done = f - f_new <= tol * max(abs(f_new), 1e-300)
+        f = f_new
+        if done:
+            return U, V, True, k
+    return U, V, False, k
+
+
+# -- proximal alternating linearized minimization (any pair) --------------------------------
+def _grad_U(prob, U, V):
+    """Gradient of the loss in U: ``-R V``."""
+    if prob.Mf is None:
+        return U @ (V.T @ V) - prob.Y @ V  # cheaper than forming R with full data
+    return -(prob.residual(U, V) @ V)
+
+
+def _palm(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
+    import torch
+
+    if U.shape[1] == 0:
+        objectives.append(prob.loss(prob.Y))
+        times.append(time.perf_counter() - start)
+        return U, V, True, 0
+    ProbT = _Transposed(prob)
+    f = _objective(prob, pair, U, V, lam)
+    U_old, V_old, t = U, V, 1.0
+    calm, k = 0, 0
+    for k in range(1, max_iter + 1):
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        w = (t - 1) / t_next
+        for attempt in (0, 1):
+            ww = w if attempt == 0 else 0.0
+            Uh = U + ww * (U - U_old)
+            LU = max(float(torch.linalg.matrix_norm(V.T @ V, ord=2)), 1e-300)
+            Un = pair.u._prox(Uh - _grad_U(prob, Uh, V) / LU, lam * pair.v._raw(V) / LU)
+            Vh = V + ww * (V - V_old)
+            LV = max(float(torch.linalg.matrix_norm(Un.T @ Un, ord=2)), 1e-300)
+            Vn = pair.v._prox(Vh - _grad_U(ProbT, Vh, Un) / LV, lam * pair.u._raw(Un) / LV)
+            f_new = _objective(prob, pair, Un, Vn, lam)
+            if f_new <= f or ww == 0.0:
+                break
+            t_next = 1.0  # the extrapolated step increased F: restart without momentum
+        U_old, V_old, U, V, t = U, V, Un, Vn, t_next
+        objectives.append(f_new)
+        times.append(time.perf_counter() - start)
+        calm = calm + 1 if f - f_new <= tol * max(abs(f_new), 1e-300) else 0
+        f = min(f, f_new)
+        if calm >= 3:
+            return U, V, True, k
+        if k % 100 == 0:  # keep the two blocks' step sizes comparable
+            U, V = rebalance(pair, U, V)
+            U_old, V_old, t = U, V, 1.0
+    return U, V, False, k
+
+
+class _Transposed:
+    """The problem seen from V: ``Y^T``, ``M^T``."""
+
+    def __init__(self, prob):
+        self.Y = prob.Y.T
+        self.Mf = None if prob.Mf is None else prob.Mf.T
+
+    def residual(self, V, U):
+        import torch
+
+        R = torch.addmm(self.Y, V, U.T, alpha=-1)
+        return R if self.Mf is None else self.Mf * R
