@@ -48,6 +48,9 @@ class CheckResult:
     bound: str
     doc: str | None = None
 
+    def _ipython_display_(self) -> None:
+        """In a notebook the check has already printed its line: display nothing more."""
+
 
 def setup(seed: int = 0, *, device: str | None = None, quiet: bool = False):
     """Seed every generator, pick the device, apply the figure style; return ``(rng, device)``.

@@ -13,6 +13,8 @@ same checks.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -95,6 +97,19 @@ def fix(path: Path) -> None:
     nbformat.validator.normalize(nb)
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.write(nb, path)
+    _format_code(path)
+
+
+#: Code in the book is read in a narrow column: format it shorter than the library's code.
+NOTEBOOK_LINE_LENGTH = 88
+
+
+def _format_code(path: Path) -> None:
+    """Format the notebook's code cells with ruff (skipped if ruff is not installed)."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff:
+        subprocess.run([ruff, "format", "--quiet", f"--line-length={NOTEBOOK_LINE_LENGTH}", str(path)],
+                       check=True)
 
 
 def _cell_id(path: Path, index: int) -> str:
