@@ -168,7 +168,7 @@ def train_dropout(
     Examples
     --------
     >>> import numpy as np
-    >>> from hdlcore.dropout import dropout_global_minimum
+    >>> from hdlcore.dropout_regularizer import dropout_global_minimum
     >>> Y = np.diag([3.0, 2.0, 1.0])
     >>> run = train_dropout(Y, 0.5, 2, steps=1500, rng=0)
     >>> bool(abs(run.objective - dropout_global_minimum(Y, 0.5, 2).objective) < 1e-3)

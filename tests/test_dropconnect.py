@@ -22,7 +22,8 @@ from hdlcore.dropconnect import (
     dropconnect_risk_exact,
     dropconnect_risk_mc,
 )
-from hdlcore.dropout import dropout_global_minimum, dropout_penalty, dropout_risk
+from hdlcore.dropout import dropout_penalty, dropout_risk
+from hdlcore.dropout_regularizer import dropout_global_minimum
 from hdlcore.dropout_training import train_dropout
 
 MF_SCHEMES = [s for s in SCHEMES if s != "A"]

@@ -20,17 +20,19 @@ from hypothesis import strategies as st
 import hdlcore as hd
 from hdlcore.dropout import (
     column_products,
-    dropout_global_minimum,
     dropout_lambda,
-    dropout_omega,
-    dropout_optimum,
     dropout_penalty,
     dropout_risk,
     dropout_risk_exact,
     dropout_risk_mc,
     duplicate_columns,
-    equalized_factorization,
     keep_schedule,
+)
+from hdlcore.dropout_regularizer import (
+    dropout_global_minimum,
+    dropout_omega,
+    dropout_optimum,
+    equalized_factorization,
     squared_nuclear_shrinkage,
 )
 from hdlcore.dropout_training import dropout_objective, train_dropout
