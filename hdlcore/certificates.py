@@ -294,7 +294,7 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
     euler_gap = lam * Theta - float(c.sum())
     euler_residual = float((c / lam - theta).abs().max()) if c.numel() else 0.0
     rng = rng if rng is not None else np.random.default_rng()
-    pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng)
+    pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng, maximizer=False)
     value, upper = pol.value / lam, pol.upper / lam
     # Weak duality: W = R / max(1, polar) is dual feasible (Omega°(W) <= lam), so
     # F* >= D(W) = <W, M*Y> - |W|^2 / 2. Both bounds below are valid; the smaller is kept.

@@ -216,42 +216,55 @@ def descend(prob, pair, U, V, lam, *, method, tol, max_iter, start, objectives=N
 
 # -- alternating least squares (l2/l2, balanced form) ------------------------------------------
 def _ridge_rows(Yt, Mf, V, lam):
-    """Rows of the minimizer over U of 1/2|M*(Y - U V^T)|^2 + lam/2 |U|^2 (``Yt`` is M*Y)."""
+    """Rows of the minimizer over U of 1/2|M*(Y - U V^T)|^2 + lam/2 |U|^2 (``Yt`` is M*Y).
+
+    Also returns ``<B, U> - 1/2 sum_i u_i^T G_i u_i`` (``B = Yt V``, ``G_i = V^T D_i V``), so that
+    the loss at the new point is ``1/2 |M*Y|^2`` minus it: no residual has to be formed.
+    """
     import torch
 
     r = V.shape[1]
     eye = torch.eye(r, dtype=V.dtype, device=V.device)
     B = Yt @ V  # (m, n) @ (n, r) -> (m, r)
     if Mf is None:
-        G = V.T @ V + lam * eye  # (r, r)
-        return torch.linalg.solve(G, B.T).T
+        G = V.T @ V  # (r, r)
+        U = torch.linalg.solve(G + lam * eye, B.T).T
+        return U, float((B * U).sum()) - 0.5 * float(((U.T @ U) * G).sum())
     iu, ju = torch.triu_indices(r, r, device=V.device)
     VV = V[:, iu] * V[:, ju]  # (n, r(r+1)/2): the distinct products v_jk v_jl
     Gu = Mf @ VV  # (m, n) @ (n, r(r+1)/2) -> (m, r(r+1)/2): per-row Grams V^T D_i V
-    G = torch.zeros(Yt.shape[0], r, r, dtype=V.dtype, device=V.device)
+    G = torch.empty(Yt.shape[0], r, r, dtype=V.dtype, device=V.device)
     G[:, iu, ju] = Gu
     G[:, ju, iu] = Gu
-    G = G + lam * eye
-    return torch.linalg.solve(G, B.unsqueeze(-1)).squeeze(-1)  # (m, r, r) \ (m, r, 1)
+    U = torch.linalg.solve(G + lam * eye, B.unsqueeze(-1)).squeeze(-1)  # (m, r, r) \ (m, r, 1)
+    quad = (U.unsqueeze(1) @ G @ U.unsqueeze(-1)).sum()  # sum_i u_i^T G_i u_i
+    return U, float((B * U).sum()) - 0.5 * float(quad)
 
 
 def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
+    import torch
+
     Yt, YtT = prob.Y, prob.Y.T
     Mf, MfT = prob.Mf, (None if prob.Mf is None else prob.Mf.T)
     if U.shape[1] == 0:
         objectives.append(prob.loss(prob.Y))
         times.append(time.perf_counter() - start)
         return U, V, True, 0
+    # float64: the loss from the ridge solve's own quantities (cancellation costs ~1e-14);
+    # float32 cannot afford the cancellation, so the residual is formed.
+    cheap = Yt.dtype == torch.float64
+    half_y2 = prob.loss(Yt)
 
-    def balanced(U, V):
-        return prob.loss(prob.residual(U, V)) + 0.5 * lam * float((U * U).sum() + (V * V).sum())
+    def balanced(U, V, gain=None):
+        loss = half_y2 - gain if cheap else prob.loss(prob.residual(U, V))
+        return loss + 0.5 * lam * float((U * U).sum() + (V * V).sum())
 
-    f = balanced(U, V)
+    f = prob.loss(prob.residual(U, V)) + 0.5 * lam * float((U * U).sum() + (V * V).sum())
     k = 0
     for k in range(1, max_iter + 1):
-        U = _ridge_rows(Yt, Mf, V, lam)
-        V = _ridge_rows(YtT, MfT, U, lam)
-        f_new = balanced(U, V)
+        U, _ = _ridge_rows(Yt, Mf, V, lam)
+        V, gain = _ridge_rows(YtT, MfT, U, lam)
+        f_new = balanced(U, V, gain)
         objectives.append(f_new)
         times.append(time.perf_counter() - start)
         done = f - f_new <= tol * max(abs(f_new), 1e-300)

@@ -138,7 +138,10 @@ def grow(
         U, V = start_point(prob, pair, None, U0, V0, rng, func)
     growth_method = "exact" if min(m, n) <= _SMALL else "krylov"
     eps = float(torch.finfo(prob.Y.dtype).eps)
-    loose, final = 1e-4, 4 * eps  # descent tolerances: relative decrease per sweep
+    # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
+    # then tight, then down to rounding before concluding that one more column is needed.
+    schedule = sorted({1e-2, max(1e-12, 4 * eps), 4 * eps}, reverse=True)
+    loose, final = schedule[0], schedule[-1]
     sweep_obj: list[float] = []
     sweep_time: list[float] = []
     rows: dict[str, list] = {k: [] for k in ("size", "objective", "polar", "iterations", "time")}
@@ -152,8 +155,13 @@ def grow(
             sweeps += k
         R = prob.residual(U, V)
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
-        pol = pair._polar(R, method=growth_method, tol=1e-10, rng=rng)
+        # A loose Lanczos run first: its value is a lower bound, so a clear excess over 1 is
+        # reliable; near 1 the value is refined before any decision.
+        pol = pair._polar(R, method=growth_method, tol=1e-4, rng=rng)
         omega = pol.value / lam
+        if pol.kind == "krylov" and omega <= 1 + max(cur**0.5, 1e-3):
+            pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng)
+            omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
         if omega <= 1 + tol:
@@ -169,14 +177,14 @@ def grow(
                 cert = None
         if sweeps >= max_iter:
             break
-        margin = 10 * cur**0.5  # polar excess explained by an unconverged descent
+        margin = cur**0.5  # polar excess explained by an unconverged descent
         if omega > 1 + tol and (omega - 1 > margin or cur <= final):
             if U.shape[1] >= max_size:
                 break
             U, V = _append(prob, pair, U, V, R, pol, lam)
             cur = loose
         else:
-            cur = max(final, cur * 1e-2)
+            cur = next(c for c in schedule if c < cur)
     if cert is None:
         cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng)
     if not converged:
