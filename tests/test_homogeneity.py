@@ -240,7 +240,7 @@ def test_batchnorm_deviation_matches_its_epsilon_exactly():
     Z = A @ lin.weight.detach().T  # (N, 3) pre-activations
     var = Z.var(0, unbiased=False)
     xhat = (Z - Z.mean(0)) / torch.sqrt(var + bn.eps)
-    p = result.degree
+    p = result.fitted_degree  # not homogeneous: the deviations are at the best fit
     expected = []
     for a in DEFAULT_SCALES:
         ratio = torch.sqrt(var + bn.eps) / torch.sqrt(var + bn.eps / a**2)  # BN(aZ) = ratio * xhat
@@ -607,3 +607,22 @@ def test_degree_on_cuda():
     result = hd.degree(net, inputs=A)
     assert result.homogeneous and result.degree == 3
     assert hd.degree(mlp([3, 16, 2], bias=True, dtype=torch.float32).cuda(), inputs=A).homogeneous is False
+
+
+def test_tf32_on_cuda_gets_the_tf32_tolerance(monkeypatch):
+    """float32 on CUDA may run in TF32: the default tolerance then follows TF32's 10-bit mantissa."""
+    import hdlcore._scaling as scaling
+
+    assert scaling._tf32_possible([]) is False  # no CUDA tensor: never
+    monkeypatch.setattr(scaling, "_tf32_possible", lambda devices: True)
+    net = mlp([4, 8, 2], dtype=torch.float32)
+    result = hd.degree(net, inputs=torch.randn(5, 4))
+    assert result.rtol == pytest.approx(default_rtol(2.0**-10)) and result.degree == 2
+    assert any("TF32" in n for n in result.notes)
+    assert hd.degree(mlp([4, 8, 2]), inputs=torch.randn(5, 4, dtype=F64)).rtol == default_rtol(2.0**-52)
+
+
+def test_not_homogeneous_has_nan_degree_and_a_best_fit():
+    result = hd.degree(lambda W: W.norm() ** 2 + W.norm() ** 3, (torch.randn(4, dtype=F64),))
+    assert not result.homogeneous and math.isnan(result.degree)
+    assert 2 < result.fitted_degree < 3
