@@ -78,7 +78,7 @@ def _as_inputs(inputs: Any, dtype: Any, device: Any, func: str) -> tuple[Any, ..
     out = []
     for x in items:
         if isinstance(x, np.ndarray):
-            x = torch.as_tensor(x, dtype=dtype if x.dtype.kind in "biuf" else None, device=device)
+            x = torch.as_tensor(x, dtype=dtype if x.dtype.kind == "f" else None, device=device)
         if not is_tensor(x):
             raise _err("inputs", func, "a tensor or a tuple of tensors (the module's input A)",
                        _describe(inputs), TypeError)

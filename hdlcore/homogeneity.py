@@ -242,7 +242,7 @@ def degree(
     :func:`torch.func.functional_call` with copies of the buffers (a batch norm in training mode
     uses batch statistics and its running statistics stay as they were), and every evaluation
     sees the same random numbers (dropout masks are held fixed), the caller's generator state
-    being restored afterwards. Used in Chapter 2.
+    being restored afterwards. Used in Chapters 2 and 5.
 
     References
     ----------
@@ -333,7 +333,9 @@ def check_degrees(
         A function of ``params`` (``network(*params)``), or a module evaluated at ``inputs``.
     regularizer : callable
         ``regularizer(*params)`` for a function, ``regularizer(module)`` for a module; it must
-        return a scalar.
+        return a scalar. A ``regularizer(module)`` must read the weights through the module
+        (``module.parameters()``, ``module[0].weight``), not through tensors captured beforehand,
+        which are not scaled.
     params : tuple of tensors, or (for a module) parameters / submodules / names
         What is scaled, jointly for both (for a module: default all its parameters).
     inputs : tensor or tuple of tensors
@@ -354,7 +356,7 @@ def check_degrees(
     The global-optimality theorem asks for :math:`\\Phi(aW) = a^p \\Phi(W)` and
     :math:`\\Theta(aW) = a^p \\Theta(W)` with the same ``p``: with a regularizer of lower degree every
     zero subnetwork is a local minimum along the path that grows it, and the certificate fails
-    (Chapter 2 shows it numerically). Used in Chapters 2 and 4.
+    (Chapter 2 shows it numerically). Used in Chapters 2 and 5.
 
     References
     ----------

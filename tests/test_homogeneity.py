@@ -626,3 +626,27 @@ def test_not_homogeneous_has_nan_degree_and_a_best_fit():
     result = hd.degree(lambda W: W.norm() ** 2 + W.norm() ** 3, (torch.randn(4, dtype=F64),))
     assert not result.homogeneous and math.isnan(result.degree)
     assert 2 < result.fitted_degree < 3
+
+
+def test_integer_inputs_tied_weights_tuple_inputs_and_half_precision():
+    torch.manual_seed(5)
+    emb = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3, bias=False), nn.ReLU(),
+                        nn.Linear(3, 2, bias=False))
+    assert hd.degree(emb, inputs=np.array([[1, 2, 3], [4, 5, 6]])).degree == 3  # indices stay integers
+    lin = nn.Linear(4, 4, bias=False)
+    assert hd.degree(nn.Sequential(lin, nn.ReLU(), lin), inputs=torch.randn(5, 4)).degree == 2  # scaled once
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2, bias=False)
+
+        def forward(self, a, b):
+            return self.lin(a) * self.lin(b)
+
+    pair = (torch.randn(4, 3), torch.randn(4, 3))
+    assert hd.degree(Two(), inputs=pair).degree == 2
+    assert hd.degree(Two(), inputs=pair, wrt="inputs").degree == 2
+    half = mlp([4, 8, 2], dtype=torch.bfloat16)
+    result = hd.degree(half, inputs=torch.randn(16, 4, dtype=torch.bfloat16))
+    assert result.homogeneous and result.degree == 2 and result.rtol > 0.05
