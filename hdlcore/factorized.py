@@ -215,33 +215,41 @@ def descend(prob, pair, U, V, lam, *, method, tol, max_iter, start, objectives=N
 
 
 # -- alternating least squares (l2/l2, balanced form) ------------------------------------------
-def _ridge_rows(Yt, Mf, V, lam):
+def _ridge_rows(Yt, Mf, V, lam, U_old):
     """Rows of the minimizer over U of 1/2|M*(Y - U V^T)|^2 + lam/2 |U|^2 (``Yt`` is M*Y).
 
-    Also returns ``<B, U> - 1/2 sum_i u_i^T G_i u_i`` (``B = Yt V``, ``G_i = V^T D_i V``), so that
-    the loss at the new point is ``1/2 |M*Y|^2`` minus it: no residual has to be formed.
+    Returns ``(U, gain, g2)``: ``gain = <B, U> - 1/2 sum_i u_i^T G_i u_i`` (``B = Yt V``,
+    ``G_i = V^T D_i V``), so that the loss at the new point is ``1/2 |M*Y|^2 - gain`` without
+    forming a residual; and ``g2 = |(G + lam I) U_old - B|^2 / |B|^2``, the squared relative
+    gradient in U at the old point (a stationarity measure immune to the objective's rounding).
     """
     import torch
 
     r = V.shape[1]
     eye = torch.eye(r, dtype=V.dtype, device=V.device)
     B = Yt @ V  # (m, n) @ (n, r) -> (m, r)
+    b2 = max(float((B * B).sum()), 1e-300)
     if Mf is None:
         G = V.T @ V  # (r, r)
         U = torch.linalg.solve(G + lam * eye, B.T).T
-        return U, float((B * U).sum()) - 0.5 * float(((U.T @ U) * G).sum())
+        g = U_old @ (G + lam * eye) - B
+        return U, float((B * U).sum()) - 0.5 * float(((U.T @ U) * G).sum()), float((g * g).sum()) / b2
     iu, ju = torch.triu_indices(r, r, device=V.device)
     VV = V[:, iu] * V[:, ju]  # (n, r(r+1)/2): the distinct products v_jk v_jl
     Gu = Mf @ VV  # (m, n) @ (n, r(r+1)/2) -> (m, r(r+1)/2): per-row Grams V^T D_i V
     G = torch.empty(Yt.shape[0], r, r, dtype=V.dtype, device=V.device)
     G[:, iu, ju] = Gu
     G[:, ju, iu] = Gu
-    U = torch.linalg.solve(G + lam * eye, B.unsqueeze(-1)).squeeze(-1)  # (m, r, r) \ (m, r, 1)
-    quad = (U.unsqueeze(1) @ G @ U.unsqueeze(-1)).sum()  # sum_i u_i^T G_i u_i
-    return U, float((B * U).sum()) - 0.5 * float(quad)
+    G = G + lam * eye  # (m, r, r)
+    U = torch.linalg.solve(G, B.unsqueeze(-1)).squeeze(-1)  # (m, r, r) \ (m, r, 1) -> (m, r)
+    g = (G @ U_old.unsqueeze(-1)).squeeze(-1) - B  # gradient in U at the old point
+    quad = (U.unsqueeze(1) @ G @ U.unsqueeze(-1)).sum() - lam * float((U * U).sum())
+    return U, float((B * U).sum()) - 0.5 * float(quad), float((g * g).sum()) / b2
 
 
 def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
+    """Alternating exact ridge updates. Stops when max(relative decrease, relative gradient^2)
+    is at most ``tol``: the decrease alone stalls at the objective's rounding level."""
     import torch
 
     Yt, YtT = prob.Y, prob.Y.T
@@ -255,19 +263,19 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
     cheap = Yt.dtype == torch.float64
     half_y2 = prob.loss(Yt)
 
-    def balanced(U, V, gain=None):
+    def balanced(U, V, gain):
         loss = half_y2 - gain if cheap else prob.loss(prob.residual(U, V))
         return loss + 0.5 * lam * float((U * U).sum() + (V * V).sum())
 
     f = prob.loss(prob.residual(U, V)) + 0.5 * lam * float((U * U).sum() + (V * V).sum())
     k = 0
     for k in range(1, max_iter + 1):
-        U, _ = _ridge_rows(Yt, Mf, V, lam)
-        V, gain = _ridge_rows(YtT, MfT, U, lam)
+        U, _, g2 = _ridge_rows(Yt, Mf, V, lam, U)
+        V, gain, _ = _ridge_rows(YtT, MfT, U, lam, V)
         f_new = balanced(U, V, gain)
         objectives.append(f_new)
         times.append(time.perf_counter() - start)
-        done = f - f_new <= tol * max(abs(f_new), 1e-300)
+        done = max(f - f_new, g2 * abs(f_new)) <= tol * max(abs(f_new), 1e-300)
         f = f_new
         if done:
             return U, V, True, k

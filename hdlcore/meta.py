@@ -34,6 +34,8 @@ __all__ = ["grow"]
 
 #: Below this size (min(m, n)) the growth steps use a full SVD; above it, Lanczos.
 _SMALL = 64
+#: A polar excess above this is taken as a clear sign that the size is too small.
+_CLEAR = 0.1
 
 
 def grow(
@@ -95,8 +97,10 @@ def grow(
     .. math:: \\min_{r}\\ \\min_{U, V}\\ \\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2
        + \\lambda\\sum_{i=1}^r\\theta(u_i, v_i)
 
-    Descent tolerances start loose (relative decrease 1e-4 per sweep) and are tightened only
-    when the polar is close to 1, so the early, clearly under-sized stages cost a few sweeps.
+    Descent tolerances start loose (relative decrease 1e-2 per sweep, about one sweep after each
+    new column) and are tightened only when the polar is close to 1 (excess below 0.1); a column
+    is then added only if tightening leaves the excess about unchanged, so that an unconverged
+    descent is not mistaken for a size that is too small.
     Used in Chapter 3.
 
     References
@@ -140,13 +144,14 @@ def grow(
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
     # then tight, then down to rounding before concluding that one more column is needed.
-    schedule = sorted({1e-2, max(1e-12, 4 * eps), 4 * eps}, reverse=True)
+    schedule = sorted({1e-2, max(1e-6, 4 * eps), max(1e-12, 4 * eps), 4 * eps}, reverse=True)
     loose, final = schedule[0], schedule[-1]
     sweep_obj: list[float] = []
     sweep_time: list[float] = []
     rows: dict[str, list] = {k: [] for k in ("size", "objective", "polar", "iterations", "time")}
     start = time.perf_counter()
     cur, sweeps, converged, cert = loose, 0, False, None
+    prev_excess = None  # polar excess at the previous, looser descent of the same size
     while True:
         if U.shape[1] > 0:
             U, V, _, ok, k = descend(prob, pair, U, V, lam, method=method, tol=cur,
@@ -159,7 +164,7 @@ def grow(
         # reliable; near 1 the value is refined before any decision.
         pol = pair._polar(R, method=growth_method, tol=1e-4, rng=rng)
         omega = pol.value / lam
-        if pol.kind == "krylov" and omega <= 1 + max(cur**0.5, 1e-3):
+        if pol.kind == "krylov" and omega <= 1 + _CLEAR:
             pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng)
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
@@ -177,14 +182,17 @@ def grow(
                 cert = None
         if sweeps >= max_iter:
             break
-        margin = cur**0.5  # polar excess explained by an unconverged descent
-        if omega > 1 + tol and (omega - 1 > margin or cur <= final):
+        # Grow when the excess is clear, or when a tighter descent left it about unchanged (it
+        # is not an artefact of stopping the descent early), or when the descent is at rounding.
+        excess = omega - 1
+        stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
+        if excess > tol and (excess > _CLEAR or stable or cur <= final):
             if U.shape[1] >= max_size:
                 break
             U, V = _append(prob, pair, U, V, R, pol, lam)
-            cur = loose
+            cur, prev_excess = loose, None
         else:
-            cur = next(c for c in schedule if c < cur)
+            cur, prev_excess = next(c for c in schedule if c < cur), excess
     if cert is None:
         cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng)
     if not converged:

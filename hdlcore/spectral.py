@@ -163,7 +163,8 @@ def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator) -> Sigm
 
     m, n = A.shape
     k_max = min(m, n, max_steps)
-    fro = float(torch.linalg.vector_norm(A))
+    eps = float(torch.finfo(A.dtype).eps)
+    fro = float(torch.linalg.vector_norm(A)) * (1 + 2 * (m + n) * eps)  # proven, rounding included
     dev, dt = A.device, A.dtype
     Vk = torch.zeros(n, k_max + 1, dtype=dt, device=dev)  # right Lanczos vectors (columns)
     Uk = torch.zeros(m, k_max, dtype=dt, device=dev)  # left Lanczos vectors

@@ -1,0 +1,161 @@
+"""The meta-algorithm: from one column to a certified global optimum, never increasing the objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hdlcore as hd
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def _svt(Y, lam):
+    W, s, Zt = np.linalg.svd(Y, full_matrices=False)
+    t = np.maximum(s - lam, 0)
+    return (W * t) @ Zt, 0.5 * np.sum(np.minimum(s, lam) ** 2) + lam * t.sum(), int((t > 0).sum())
+
+
+@settings(max_examples=15)
+@given(seed=seeds, m=st.integers(2, 25), n=st.integers(2, 25), lam=st.floats(0.3, 3.0))
+def test_reaches_the_convex_optimum_with_full_data(seed, m, n, lam):
+    rng = np.random.default_rng(seed)
+    Y, _ = hd.low_rank_matrix(m, n, min(3, m, n), noise=0.3, rng=rng)
+    X_star, f_star, k = _svt(Y, lam)
+    res = hd.grow(Y, lam, rng=0)
+    assert res.converged and res.certificate.is_global
+    assert res.certificate.polar <= 1 + 1e-6
+    assert res.objective == pytest.approx(f_star, rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(res.X, X_star, atol=1e-4 * max(1.0, np.abs(X_star).max()))
+
+
+@settings(max_examples=15)
+@given(seed=seeds)
+def test_objective_never_increases_across_a_growth_step(seed):
+    rng = np.random.default_rng(seed)
+    Y, _ = hd.low_rank_matrix(15, 12, 4, noise=0.5, rng=rng)
+    mask = hd.random_mask(Y.shape, 0.6, rng=rng)
+    res = hd.grow(Y, 0.5, mask, rng=0)
+    f = res.history["objective"]
+    assert np.all(np.diff(f) <= 1e-12 * f[0])
+    sweeps = res.history["sweep_objective"]
+    assert np.all(np.diff(sweeps) <= 1e-12 * f[0])
+    assert np.all(np.diff(res.history["size"]) >= 0)
+
+
+def test_appended_column_is_the_scaled_top_singular_pair():
+    # From X = 0 the appended column is sqrt(sigma_1 - lam) (w_1, z_1) and the objective drops by
+    # (sigma_1 - lam)^2 / 2 exactly (full data, l2/l2): the exact line search.
+    from hdlcore._matrix import prepare
+    from hdlcore.meta import _append
+    from hdlcore.regularizers import norm_pair
+
+    Y, _ = hd.low_rank_matrix(10, 8, 3, rng=1)
+    W, s, Zt = np.linalg.svd(Y)
+    lam = 0.5
+    prob, _ = prepare(Y, None, lam, "test")
+    pair = norm_pair("l2/l2")
+    U0, V0 = torch.zeros(10, 0, dtype=torch.float64), torch.zeros(8, 0, dtype=torch.float64)
+    R = prob.residual(U0, V0)
+    U, V = _append(prob, pair, U0, V0, R, pair._polar(R), lam)
+    np.testing.assert_allclose(np.abs(U[:, 0].numpy()), np.sqrt(s[0] - lam) * np.abs(W[:, 0]), atol=1e-12)
+    np.testing.assert_allclose(np.abs(V[:, 0].numpy()), np.sqrt(s[0] - lam) * np.abs(Zt[0]), atol=1e-12)
+    f = hd.factorized_objective(Y, U.numpy(), V.numpy(), lam)
+    assert f == pytest.approx(0.5 * np.sum(Y**2) - 0.5 * (s[0] - lam) ** 2, rel=1e-12)
+
+
+def test_max_size_stops_with_a_warning():
+    Y, _ = hd.low_rank_matrix(10, 8, 3, rng=1)
+    with pytest.warns(hd.ConvergenceWarning, match="grow did not converge"):
+        res = hd.grow(Y, 0.5, max_size=1, rng=0)
+    s = np.linalg.svd(Y, compute_uv=False)
+    assert res.size == 1 and not res.converged and not res.certificate.is_global
+    assert res.history["size"][0] == 0 and res.history["polar"][0] == pytest.approx(s[0] / 0.5, rel=1e-12)
+    assert res.certificate.polar == pytest.approx(s[1] / 0.5, rel=1e-6)  # the rank-1 optimum's polar
+
+
+def test_masked_completion_matches_the_convex_solver():
+    rng = np.random.default_rng(2)
+    Y, _ = hd.low_rank_matrix(30, 25, 3, noise=0.2, rng=rng)
+    mask = hd.random_mask(Y.shape, 0.4, rng=rng)
+    ref = hd.solve_convex(Y, 1.0, mask)
+    res = hd.grow(Y, 1.0, mask, rng=0)
+    assert res.converged and res.certificate.is_global
+    assert res.objective == pytest.approx(ref.objective, rel=1e-7)
+    assert res.size == ref.size  # no column more than the convex optimum's rank
+
+
+def test_row_sparse_pair_is_certified_and_matches_group_shrinkage():
+    rng = np.random.default_rng(4)
+    Y = rng.standard_normal((12, 6))
+    lam = 2.0
+    norms = np.linalg.norm(Y, axis=1, keepdims=True)
+    X_star = Y * np.maximum(1 - lam / norms, 0)
+    f_star = 0.5 * np.sum((Y - X_star) ** 2) + lam * np.linalg.norm(X_star, axis=1).sum()
+    res = hd.grow(Y, lam, norms=("l1", "l2"), rng=0)
+    assert res.converged and res.certificate.is_global and res.certificate.polar_kind == "exact"
+    assert res.objective == pytest.approx(f_star, rel=1e-8)
+    np.testing.assert_allclose(res.X, X_star, atol=1e-5)
+
+
+def test_starts_from_given_factors():
+    Y, _ = hd.low_rank_matrix(15, 10, 2, noise=0.1, rng=5)
+    rng = np.random.default_rng(0)
+    res = hd.grow(Y, 0.5, U0=rng.standard_normal((15, 1)), V0=rng.standard_normal((10, 1)), rng=0)
+    _, f_star, _ = _svt(Y, 0.5)
+    assert res.converged and res.objective == pytest.approx(f_star, rel=1e-9)
+    assert res.history["size"][0] == 1
+
+
+def test_float32_and_torch():
+    Y, _ = hd.low_rank_matrix(30, 20, 3, noise=0.2, rng=6)
+    mask = hd.random_mask(Y.shape, 0.5, rng=7)
+    ref = hd.grow(Y, 1.0, mask, rng=0)
+    for arr, m, dtype in ((torch.from_numpy(Y), torch.from_numpy(mask), torch.float64),
+                          (torch.from_numpy(Y).float(), torch.from_numpy(mask), torch.float32),
+                          (Y.astype(np.float32), mask, np.float32)):
+        res = hd.grow(arr, 1.0, m, rng=0)
+        assert res.converged and res.U.dtype == dtype and type(res.X) is type(arr)
+        rtol = 1e-9 if dtype in (torch.float64, np.float64) else 1e-5
+        assert res.objective == pytest.approx(ref.objective, rel=rtol)
+        assert res.certificate.polar <= 1 + res.certificate.tol
+
+
+def test_large_matrices_use_lanczos_and_say_so():
+    Y, _ = hd.low_rank_matrix(700, 80, 3, noise=0.1, rng=8)  # 700 * 80 * 80 > 500**3 ... exact
+    res = hd.grow(Y, 5.0, rng=0, polar_method="krylov")
+    assert res.certificate.polar_kind == "krylov" and not res.certificate.is_global
+    assert res.certificate.is_global_estimate and res.converged
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(Y=np.array([[np.inf, 1.0]]), lam=1.0), ValueError, "'Y' parameter of grow must be finite"),
+        (dict(Y=np.ones((3, 2)), lam=0), ValueError, "'lam' parameter of grow must be a float > 0"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, mask=np.ones((3,), bool)), ValueError, "mask of shape"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, mask=np.zeros((3, 2))), ValueError, "at least one observed"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, norms=("l3", "l2")), ValueError, "'norms' parameter of grow"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, max_size=0), ValueError, "'max_size' parameter of grow"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, tol=2.0), ValueError, "'tol' parameter of grow"),
+        (dict(Y=np.ones((3, 2)), lam=1.0, V0=np.ones((2, 1))), ValueError, "'U0' parameter of grow"),
+    ],
+)
+def test_bad_input_is_a_clear_error(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        hd.grow(**kwargs)
+
+
+@pytest.mark.cuda
+def test_cuda_path_matches_cpu():
+    Y, _ = hd.low_rank_matrix(300, 200, 5, noise=0.1, rng=9)
+    mask = hd.random_mask(Y.shape, 0.3, rng=10)
+    ref = hd.grow(Y, 3.0, mask, rng=0)
+    for dtype, rtol in ((torch.float64, 1e-9), (torch.float32, 1e-5)):
+        Yt = torch.tensor(Y, dtype=dtype, device="cuda")
+        res = hd.grow(Yt, 3.0, torch.tensor(mask, device="cuda"), rng=0)
+        assert res.U.device.type == "cuda" and res.U.dtype == dtype and res.X.device.type == "cuda"
+        assert res.converged and res.objective == pytest.approx(ref.objective, rel=rtol)
