@@ -381,3 +381,21 @@ def test_divergence_is_reported_not_raised():
     with pytest.warns(hd.ConvergenceWarning, match="diverged"):
         run = train_dropout(Y, 0.5, 2, lr=50.0, steps=200, rng=0)
     assert not run.converged and np.isfinite(run.objective) and np.all(np.isfinite(run.U))
+
+
+@given(seed=seeds, keep=st.floats(0.02, 1.0), d=st.integers(1, 7))
+def test_global_minimum_matches_lbfgsb_over_singular_values(seed, keep, d):
+    """The optimum's value against a generic solver over the singular values (top d free)."""
+    Y, _, _ = instance(seed, m=5, n=4, r=1)
+    opt = dropout_global_minimum(Y, keep, d)
+    sig = np.linalg.svd(Y, compute_uv=False)
+    tau = dropout_lambda(keep) / d
+    top, rest = sig[:d], sig[d:]
+    f = lambda s: np.sum((top - s) ** 2) + np.sum(rest**2) + tau * s.sum() ** 2  # noqa: E731
+    g = lambda s: -2 * (top - s) + 2 * tau * s.sum()  # noqa: E731
+    res = so.minimize(f, top / 2, jac=g, bounds=[(0, None)] * len(top), method="L-BFGS-B",
+                      options={"ftol": 1e-15, "gtol": 1e-12})
+    assert opt.objective <= res.fun * (1 + 1e-12) + 1e-12
+    assert opt.objective == pytest.approx(res.fun, rel=1e-8, abs=1e-10)
+    assert np.sum((Y - opt.X) ** 2) + tau * np.linalg.svd(opt.X, compute_uv=False).sum() ** 2 \
+        == pytest.approx(opt.objective, rel=1e-10, abs=1e-12)
