@@ -121,9 +121,10 @@ def _equalizing_rotation(s: np.ndarray, d: int) -> np.ndarray:
         R = math.hypot(half, b)
         two_phi = math.atan2(b, half) + math.acos(max(-1.0, min(1.0, (t - mean) / R)))
         cs, sn = math.cos(two_phi / 2), math.sin(two_phi / 2)
-        G = np.eye(d)
-        G[i, i], G[j, i], G[i, j], G[j, j] = cs, sn, -sn, cs  # new column i = cs e_i + sn e_j
-        Q, S = Q @ G, G.T @ S @ G
+        G = np.array([[cs, -sn], [sn, cs]])  # new column i = cs e_i + sn e_j (plane i, j)
+        Q[:, [i, j]] = Q[:, [i, j]] @ G
+        S[:, [i, j]] = S[:, [i, j]] @ G  # S <- G^T S G, touching rows and columns i, j only
+        S[[i, j], :] = G.T @ S[[i, j], :]
         free.remove(i)
     return Q
 
