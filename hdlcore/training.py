@@ -1,0 +1,370 @@
+r"""Training parallel subnetworks by proximal gradient steps that zero whole subnetworks.
+
+:func:`train` minimizes
+
+.. math::
+
+    f(W) = \ell\big(Y, \Phi_r(A; W)\big) + \lambda\,\Theta(W)
+
+by proximal (stochastic) gradient steps: a gradient step on the loss for every layer of every
+subnetwork at once (one forward and one backward pass of the batched network), then the proximal
+step of the regularizer, layer by layer given the other layers' norms
+(:func:`hdlcore.network_regularizers.prox_subnetworks`). With the product regularizer the
+proximal step is a group soft-thresholding, so whole subnetworks become exactly zero.
+Full-batch runs choose the step by backtracking (the objective decreases at every step);
+mini-batch runs use a fixed step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._proximal import full_batch, mini_batch
+from ._validation import (
+    HypothesisWarning,
+    check_array,
+    check_choice,
+    check_rng,
+    check_scalar,
+    param_error,
+    warn_not_converged,
+)
+from .network_regularizers import REGULARIZERS, _layer_norms, _prox, _theta, regularizer_degree
+from .networks import ParallelSubnetworks
+
+__all__ = ["LOSSES", "TrainResult", "train", "train_step", "network_loss", "resolve_device"]
+
+#: Losses, convex and differentiable in the output X, summed over samples.
+LOSSES = ("squared", "cross_entropy")
+
+
+def network_loss(X: torch.Tensor, Y: torch.Tensor, loss: str = "squared") -> torch.Tensor:
+    r"""The loss :math:`\ell(Y, X)`, summed over samples.
+
+    ``"squared"``: :math:`\frac12\lVert Y - X\rVert_F^2`; ``"cross_entropy"``:
+    :math:`-\sum_{n,c} Y_{nc}\log\operatorname{softmax}(X_{n,:})_c` (rows of ``Y`` are
+    probability vectors, e.g. one-hot labels). Used in Chapter 4.
+    """
+    if loss == "squared":
+        return 0.5 * ((X - Y) ** 2).sum()
+    return -(Y * torch.log_softmax(X, dim=1)).sum()
+
+
+def resolve_device(device: Any, func: str) -> torch.device | None:
+    """Validate a device request; a CUDA device where there is none is a clear error."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise param_error("device", func, "a torch device such as 'cpu' or 'cuda'", device) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{func} was asked for device {str(device)!r} but torch sees no CUDA device; "
+                           "use device='cpu' (or None: the model's device).")
+    return dev
+
+
+def _check_model(model: Any, func: str) -> ParallelSubnetworks:
+    if not isinstance(model, ParallelSubnetworks):
+        raise param_error("model", func, "a hdlcore.ParallelSubnetworks", model, TypeError)
+    return model
+
+
+def _prepare(model, A, Y, lam, loss, regularizer, func, *, device=None, warn_degree=True):
+    """Validate the problem at the public boundary; return tensors on the model's device."""
+    model = _check_model(model, func)
+    lam = check_scalar(lam, "lam", func, gt=0)
+    check_choice(loss, "loss", func, LOSSES)
+    check_choice(regularizer, "regularizer", func, REGULARIZERS)
+    A = check_array(A, "A", func, ndim=2, shape=(None, model.in_features))
+    Y = check_array(Y, "Y", func, ndim=2, shape=(A.shape[0], model.out_features))
+    dev = resolve_device(device, func)
+    if dev is not None:
+        model.to(dev)
+    p = model.weights[0]
+    if not bool(torch.isfinite(p).all()) or not all(bool(torch.isfinite(w).all()) for w in model.weights):
+        raise param_error("model", func, "a network with finite weights", model)
+    A_t = torch.as_tensor(A).to(dtype=p.dtype, device=p.device)
+    Y_t = torch.as_tensor(Y).to(dtype=p.dtype, device=p.device)
+    if loss == "cross_entropy" and (bool((Y_t < 0).any()) or
+                                    not torch.allclose(Y_t.sum(1), torch.ones_like(Y_t[:, 0]))):
+        raise param_error("Y", func, "rows that are probability vectors (one-hot labels) for the "
+                          "cross-entropy loss", Y)
+    K, q = model.degree, regularizer_degree(regularizer, model.degree)
+    if warn_degree and K != q:
+        warnings.warn(degree_mismatch_message(K, q, regularizer), HypothesisWarning, stacklevel=3)
+    return model, A_t, Y_t, lam
+
+
+def degree_mismatch_message(K: int, q: int, regularizer: str) -> str:
+    return (f"network of degree {K}, regularizer of degree {q} ({regularizer!r}): the hypothesis "
+            "'the regularizer is positively homogeneous of the same degree as the network' fails, so "
+            "a local minimum with a zero subnetwork need not be global and the polar certifies nothing")
+
+
+@contextlib.contextmanager
+def _precision(precision: str, device_type: str):
+    """Matrix-product precision: full (IEEE), TF32 (CUDA only), or bf16 autocast."""
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    new_api = hasattr(cuda, "fp32_precision") and hasattr(cudnn, "conv")
+    if new_api:
+        saved = (cuda.fp32_precision, cudnn.conv.fp32_precision)
+        mode = "tf32" if precision == "tf32" else "ieee"
+        cuda.fp32_precision, cudnn.conv.fp32_precision = mode, mode
+    else:  # pragma: no cover - older torch
+        saved = (cuda.allow_tf32, cudnn.allow_tf32)
+        cuda.allow_tf32 = cudnn.allow_tf32 = precision == "tf32"
+    try:
+        if precision == "bf16":
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        if new_api:
+            cuda.fp32_precision, cudnn.conv.fp32_precision = saved
+        else:  # pragma: no cover
+            cuda.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def _auto_threads(model, A) -> int | None:
+    """One CPU thread for small problems (intra-op threads only add overhead there), else None."""
+    work = A.shape[0] * sum(w.numel() for w in model.weights)
+    return 1 if (A.device.type == "cpu" and work < 5e7) else None
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _objective_parts(model, A, Y, loss, regularizer, precision, scale=1.0, norms=None):
+    """(loss with its autograd graph, Theta as a detached tensor)."""
+    with _precision(precision, A.device.type):
+        X = model(A)
+    value = network_loss(X.float() if X.dtype == torch.bfloat16 else X, Y, loss) * scale
+    if norms is None:
+        norms = _layer_norms(list(model.weights))
+    return value, _theta(norms, regularizer).sum()
+
+
+def train_step(model: ParallelSubnetworks, A: torch.Tensor, Y: torch.Tensor, lam: float, lr: float, *,
+               loss: str = "squared", regularizer: str = "product", scale: float = 1.0,
+               precision: str = "full", rebalance: bool = True) -> torch.Tensor:
+    r"""One proximal gradient step, in place: forward, backward, gradient step, proximal step.
+
+    ``scale`` multiplies the loss (``N / batch`` makes a mini-batch gradient unbiased for the
+    full loss). Trusts its inputs (tensors on the model's device): :func:`train` validates them.
+    Returns the loss of the batch (before the step). Used by :func:`train` and the benchmarks.
+    """
+    params = list(model.weights)
+    value, _ = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
+    grads = torch.autograd.grad(value, params)
+    with torch.no_grad():
+        norms = _layer_norms(params)
+        torch._foreach_add_(params, grads, alpha=-lr)
+        _prox(params, lr, lam, regularizer, norms, rebalance)
+    return value.detach()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns (the model itself is trained in place and kept here)."""
+
+    model: ParallelSubnetworks
+    objective: float  #: f(W) = loss + lam * Theta on all the data
+    loss: float
+    regularizer: float  #: Theta(W)
+    active: int  #: number of non-zero subnetworks
+    active_mask: np.ndarray  #: (r,) booleans
+    converged: bool | None  #: residual <= tol * initial residual (None: not assessed)
+    residual: float  #: norm of the full-batch gradient mapping ||W - prox(W - lr grad)|| / lr
+    steps: int
+    lam: float
+    loss_kind: str
+    regularizer_kind: str
+    device: str
+    precision: str
+    seconds: float
+    history: dict[str, np.ndarray] = field(repr=False)
+
+
+def _gradient_mapping(model, A, Y, lam, loss, regularizer, lr, precision):
+    """Full-batch residual ||W - prox(W - lr grad)|| / lr, without changing the model."""
+    params = list(model.weights)
+    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
+    grads = torch.autograd.grad(value, params)
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        norms = _layer_norms(params)
+        torch._foreach_add_(params, grads, alpha=-lr)
+        _prox(params, lr, lam, regularizer, norms, False)
+        diff = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub(params, saved))))
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+    return float(diff) / lr, float(value.detach()), float(reg)
+
+
+def train(
+    model: ParallelSubnetworks,
+    A: Any,
+    Y: Any,
+    lam: float,
+    *,
+    loss: str = "squared",
+    regularizer: str = "product",
+    steps: int = 1000,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    tol: float | None = 1e-6,
+    rebalance: bool | None = None,
+    precision: str = "full",
+    device: Any = None,
+    rng: Any = None,
+    progress: bool = False,
+    log_every: int | None = None,
+    threads: int | str | None = "auto",
+) -> TrainResult:
+    r"""Train a :class:`ParallelSubnetworks` by proximal gradient steps (in place).
+
+    Parameters
+    ----------
+    model : ParallelSubnetworks
+        Trained in place (and returned in the result).
+    A : array (N, d)
+        Inputs, one sample per row (numpy or torch; moved to the model's device and dtype).
+    Y : array (N, C)
+        Targets (one-hot rows for ``loss="cross_entropy"``).
+    lam : float
+        Regularization weight :math:`\lambda > 0`.
+    loss : {"squared", "cross_entropy"}
+        Summed over samples (see :func:`network_loss`).
+    regularizer : {"product", "balanced", "weight_decay"}
+        :math:`\theta` (see :mod:`hdlcore.network_regularizers`). A regularizer whose degree is
+        not the network's raises a :class:`~hdlcore.HypothesisWarning`.
+    steps : int
+        Number of (mini-batch) steps at most.
+    lr : float, optional
+        Step size. Full batch: the initial step of the backtracking search (default 1). Mini-batch:
+        the fixed step (default: found by backtracking on the first batch, then halved).
+    batch_size : int, optional
+        Mini-batch size (samples drawn without replacement, epoch by epoch, from ``rng``); None
+        for full-batch steps with backtracking, which decrease the objective at every step.
+    tol : float or None
+        Stop when the gradient mapping's norm falls below ``tol`` times its initial value (full
+        batch; for mini-batch runs it is assessed once at the end). None: run all ``steps``.
+    rebalance : bool, optional
+        Rescale each subnetwork's layers to equal norms after each step (changes neither the
+        output nor the product regularizer; improves the conditioning). Default: True for the
+        product regularizer.
+    precision : {"full", "tf32", "bf16"}
+        Matrix products in the parameters' dtype (IEEE), TF32 (CUDA), or bf16 autocast.
+    device : optional
+        Move the model there first (a CUDA device where there is none is an error).
+    rng : numpy Generator or int, optional
+        Order of the mini-batches.
+    progress : bool
+        Show a tqdm progress bar.
+    log_every : int, optional
+        Record the full objective every ``log_every`` steps (default: 1 for full batch, once per
+        epoch for mini-batches).
+    threads : int, "auto" or None
+        CPU threads for the run; "auto" uses one thread for small problems (on a shared 2-core
+        machine, intra-op parallelism only slows tiny operations down).
+
+    Returns
+    -------
+    TrainResult
+        The model, the objective, the number of active (non-zero) subnetworks, the history
+        (``step``, ``objective``, ``loss``, ``regularizer``, ``active``, ``lr``) and whether the
+        run converged (a :class:`~hdlcore.ConvergenceWarning` is raised when it did not).
+
+    Notes
+    -----
+    A step is :math:`W \leftarrow \operatorname{prox}(W - \eta\nabla_W\ell)` where the proximal
+    step shrinks layer :math:`k` of subnetwork :math:`i` by the group soft-threshold
+    :math:`\eta\lambda\prod_{j\neq k}\lVert W_i^j\rVert_F` computed at the current iterate; its
+    fixed points are exactly the stationary points of :math:`f`. On the CPU a run is bit-for-bit
+    repeatable for a given model and ``rng``. Used in Chapter 4.
+
+    References
+    ----------
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+
+    Examples
+    --------
+    >>> import hdlcore as hd
+    >>> A, Y = hd.two_spirals(40, rng=0)
+    >>> net = hd.ParallelSubnetworks(2, 1, num_subnets=8, hidden=(1,), rng=0, dtype=torch.float64)
+    >>> res = hd.train(net, A, Y, lam=0.5, steps=300, tol=None)
+    >>> bool(res.objective < res.history["objective"][0]), res.active <= 8
+    (True, True)
+    """
+    func = "train"
+    model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func, device=device)
+    steps = check_scalar(steps, "steps", func, kind="int", ge=0)
+    N = A_t.shape[0]
+    if lr is not None:
+        lr = check_scalar(lr, "lr", func, gt=0)
+    if batch_size is not None:
+        batch_size = check_scalar(batch_size, "batch_size", func, kind="int", ge=1, le=N)
+    if tol is not None:
+        tol = check_scalar(tol, "tol", func, ge=0)
+    check_choice(precision, "precision", func, ("full", "tf32", "bf16"))
+    if rebalance is None:
+        rebalance = regularizer == "product"
+    gen = check_rng(rng, "rng", func)
+    if threads == "auto":
+        threads = _auto_threads(model, A_t)
+    elif threads is not None:
+        threads = check_scalar(threads, "threads", func, kind="int", ge=1)
+    full = batch_size is None or batch_size == N
+    if log_every is None:
+        log_every = 1 if full else max(1, N // batch_size)
+    log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    with _threads(threads):
+        if full:
+            hists, conv, n_done, lr_used = full_batch(
+                model, A_t, Y_t, lam, loss, regularizer, steps, lr or 1.0, tol, rebalance, precision,
+                log_every, tqdm(total=steps, disable=not progress, desc="train", leave=False))
+            hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
+            converged = None if tol is None else conv[0]
+            residual = _gradient_mapping(model, A_t, Y_t, lam, loss, regularizer, lr_used, precision)[0]
+        else:
+            hist, converged, residual, n_done, lr_used = mini_batch(
+                model, A_t, Y_t, lam, loss, regularizer, steps, lr, batch_size, rebalance, precision,
+                log_every, gen, tol, tqdm(total=steps, disable=not progress, desc="train", leave=False))
+        value, reg = _objective_parts(model, A_t, Y_t, loss, regularizer, precision)
+    value, reg = float(value.detach()), float(reg)
+    if converged is False:
+        h = hist["objective"]
+        warn_not_converged(func, f"after {n_done} steps the objective still decreased by "
+                           f"{(h[max(0, len(h) - 11)] - h[-1]) / abs(h[-1]):.3g} (relative) over the last "
+                           f"records, above tol = {tol:g}; raise steps, or tol" if len(h) > 1 and
+                           np.isfinite(h[-1]) else "the objective diverged; use a smaller lr")
+    mask = model.active().cpu().numpy()
+    return TrainResult(
+        model=model, objective=value + lam * reg, loss=value, regularizer=reg, active=int(mask.sum()),
+        active_mask=mask, converged=converged, residual=residual, steps=n_done, lam=lam, loss_kind=loss,
+        regularizer_kind=regularizer, device=str(A_t.device), precision=precision,
+        seconds=time.perf_counter() - start,
+        history={k: np.asarray(v) for k, v in hist.items()},
+    )

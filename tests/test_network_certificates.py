@@ -1,0 +1,168 @@
+"""Polars and certificates of networks: exact 2-D polar vs grid search, bounds, what is proven."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hdlcore as hd
+from hdlcore.network_certificates import add_subnetwork
+from hdlcore.network_polars import polar_upper_bound
+
+F64 = torch.float64
+
+
+def _grid_polar(A, Z, n=200_000):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    W = np.stack([np.cos(t), np.sin(t)])  # (2, n)
+    return np.linalg.norm(Z.T @ np.maximum(A @ W, 0), axis=0).max()
+
+
+@settings(max_examples=25)
+@given(N=st.integers(1, 25), C=st.integers(1, 3), seed=st.integers(0, 10_000))
+def test_exact_2d_polar_against_dense_grid(N, C, seed):
+    rng = np.random.default_rng(seed)
+    A, Z = rng.standard_normal((N, 2)), rng.standard_normal((N, C))
+    pol = hd.polar_one_hidden_2d(A, Z)
+    grid = _grid_polar(A, Z)
+    assert grid <= pol.value * (1 + 1e-12) + 1e-12  # exact is an upper bound of every sample
+    # the grid is within its resolution: |f(t) - f(t*)| <= ||Z|| ||A|| (2 pi / n)
+    assert pol.value - grid <= np.linalg.norm(Z) * np.linalg.norm(A, 2) * 2 * np.pi / 200_000 + 1e-12
+    w, v = pol.subnet
+    assert np.isclose(np.linalg.norm(w), 1) and (pol.value == 0 or np.isclose(np.linalg.norm(v), 1))
+    assert np.isclose(float(Z.ravel() @ (np.maximum(A @ w, 0) @ v).ravel()), pol.value, rtol=1e-12, atol=1e-14)
+
+
+def test_exact_polar_on_a_kink_and_degenerate_inputs():
+    # the maximum sits exactly where a sample switches on: an arc endpoint
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    Z = np.array([[1.0], [2.0], [-5.0]])
+    assert np.isclose(hd.polar_one_hidden_2d(A, Z).value, _grid_polar(A, Z, 400_000), rtol=1e-9)
+    zero = hd.polar_one_hidden_2d(np.zeros((3, 2)), np.ones((3, 1)))
+    assert zero.value == 0.0
+    torch_in = hd.polar_one_hidden_2d(torch.as_tensor(A), torch.as_tensor(Z))
+    assert np.isclose(torch_in.value, hd.polar_one_hidden_2d(A, Z).value)
+    with pytest.raises(ValueError, match=r"'A' parameter of polar_one_hidden_2d must be an array of shape"):
+        hd.polar_one_hidden_2d(np.ones((3, 3)), Z)
+
+
+@pytest.mark.parametrize("hidden", [(1,), (3,)])
+def test_lower_bound_is_below_the_exact_polar_and_close(hidden):
+    rng = np.random.default_rng(3)
+    A, Z = rng.standard_normal((30, 2)), rng.standard_normal((30, 2))
+    exact = hd.polar_one_hidden_2d(A, Z).value
+    net = hd.ParallelSubnetworks(2, 2, 3, hidden, rng=0, dtype=F64)
+    low = hd.polar_lower_bound(net, A, Z, num_starts=32, steps=150, rng=0)
+    assert low.kind == "lower_bound"
+    assert low.value <= exact * (1 + 1e-10)  # wider hidden layers do not beat one neuron
+    assert low.value >= 0.99 * exact
+    # the returned subnetwork is feasible (every layer of unit norm) and attains the value
+    sub = hd.ParallelSubnetworks.from_weights([torch.as_tensor(w)[None] for w in low.subnet])
+    assert torch.allclose(sub.layer_norms(), torch.ones(2, 1, dtype=F64))
+    assert np.isclose(float((sub(torch.as_tensor(A)) * torch.as_tensor(Z)).sum().detach()), low.value, rtol=1e-9)
+    assert polar_upper_bound(net, A, Z) >= exact
+
+
+def test_lower_bound_for_deep_and_convolutional_subnetworks():
+    rng = np.random.default_rng(4)
+    A, Z = rng.random((12, 16)), rng.standard_normal((12, 3))
+    for net in (hd.ParallelSubnetworks(16, 3, 2, (5, 4), rng=0, dtype=F64),
+                hd.ParallelSubnetworks(16, 3, 2, (4,), conv=[(2, 3, 2)], input_shape=(1, 4, 4), rng=0,
+                                       dtype=F64)):
+        low = hd.polar_lower_bound(net, A, Z, num_starts=16, steps=60, rng=1)
+        assert 0 < low.value <= polar_upper_bound(net, A, Z)
+
+
+@pytest.fixture(scope="module")
+def spirals_optimum():
+    A, Y = hd.two_spirals(24, rng=1)
+    lam = 0.5
+    oracle = hd.convex_relu(A, Y, lam)
+    return A, Y, lam, oracle
+
+
+def test_oracle_network_is_certified_global(spirals_optimum):
+    A, Y, lam, oracle = spirals_optimum
+    net = hd.ParallelSubnetworks.from_weights([torch.as_tensor(oracle.W1.T[:, :, None]),
+                                               torch.as_tensor(oracle.W2[:, :, None])])
+    cert = hd.certify_network(net, A, Y, lam, tol=1e-6)
+    assert cert.polar_kind == "exact" and cert.is_global is True
+    assert abs(cert.polar - 1) < 1e-5 and cert.gap_bound < 1e-6 * cert.objective
+    assert "global minimum" in cert.proves
+
+
+def test_untrained_network_is_disproven_and_the_decrease_verified(spirals_optimum):
+    A, Y, lam, oracle = spirals_optimum
+    net = hd.ParallelSubnetworks(2, 1, 4, (1,), rng=0, dtype=F64)
+    cert = hd.certify_network(net, A, Y, lam)
+    assert cert.is_global is False and cert.polar > 1 and cert.descent < 0
+    # the gap bound is valid: f - f* <= gap_bound, f* from the independent oracle
+    assert cert.objective - oracle.objective <= cert.gap_bound + 1e-9
+    # add_subnetwork: exact line search, decrease = lam^2 (omega - 1)^2 / (2 ||phi||^2)
+    At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
+    new, s, f_new = add_subnetwork(net, At, Yt, lam, cert.maximizer)
+    w, v = cert.maximizer
+    phi = np.maximum(A @ w, 0) @ v
+    predicted = lam**2 * (cert.polar - 1) ** 2 / (2 * (phi**2).sum())
+    assert np.isclose(cert.objective - f_new, predicted, rtol=1e-8)
+    assert new.num_subnets == 5
+
+
+def test_grow_network_reaches_the_oracle(spirals_optimum):
+    A, Y, lam, oracle = spirals_optimum
+    res = hd.grow_network(A, Y, lam, rng=0)
+    assert res.converged and res.certificate.is_global
+    assert abs(res.objective - oracle.objective) <= 1e-6 * oracle.objective
+    assert np.all(np.diff(res.history["objective"]) <= 1e-9)  # every round decreases (or keeps) f
+    assert res.certificate.euler_residual < 1e-6
+
+
+def test_zero_slot_slope_and_local_minimum_with_a_zero_subnetwork(spirals_optimum):
+    A, Y, lam, oracle = spirals_optimum
+    res = hd.grow_network(A, Y, lam, rng=0)
+    net = res.model.append([np.zeros((2, 1)), np.zeros((1, 1))])  # a zero slot at the optimum
+    cert = hd.certify_network(net, A, Y, lam, tol=1e-5, rng=0)
+    assert list(cert.zero_subnets) == [net.num_subnets - 1]
+    # first-order slope of adding tau w in the slot: lam (1 - <Z, phi(w)>) >= lam (1 - polar)
+    assert cert.zero_slot_slope >= lam * (1 - cert.polar) - 1e-4
+    assert cert.zero_slot_slope >= -1e-4
+    assert cert.local_min_with_zero and cert.is_global
+
+
+def test_degree_mismatch_certifies_nothing():
+    A, Y = hd.two_spirals(20, rng=0)
+    net = hd.ParallelSubnetworks(2, 1, 3, (4, 4), rng=0, dtype=F64)
+    with pytest.warns(hd.HypothesisWarning, match="network of degree 3, regularizer of degree 2"):
+        cert = hd.certify_network(net, A, Y, 1.0, regularizer="weight_decay")
+    assert cert.polar is None and cert.polar_kind == "not_applicable" and cert.is_global is None
+    assert cert.proves.startswith("nothing about global optimality")
+    with pytest.raises(ValueError, match="'regularizer' parameter of grow_network"):
+        hd.grow_network(A, Y, 1.0, hidden=(3, 3), regularizer="weight_decay")
+
+
+def test_lower_bound_certificate_says_evidence_only():
+    A, Y = hd.two_spirals(30, rng=2)
+    net = hd.ParallelSubnetworks(2, 1, 6, (4, 4), rng=0, dtype=F64)
+    hd.train(net, A, Y, 3.0, steps=300, tol=1e-9)
+    cert = hd.certify_network(net, A, Y, 3.0, num_starts=16, steps=60, rng=0)
+    assert cert.polar_kind == "lower_bound"
+    if cert.polar <= 1 + cert.tol:
+        assert cert.is_global is None and "evidence" in cert.proves
+    else:
+        assert cert.is_global is False and cert.descent < 0
+    with pytest.raises(ValueError, match="'polar' parameter"):
+        hd.certify_network(net, A, Y, 3.0, polar="exact")
+
+
+def test_certificate_bad_input():
+    A, Y = hd.two_spirals(20, rng=0)
+    net = hd.ParallelSubnetworks(2, 1, 3, (1,), rng=0, dtype=F64)
+    with pytest.raises(ValueError, match="'lam' parameter of certify_network"):
+        hd.certify_network(net, A, Y, -1.0)
+    with pytest.raises(ValueError, match="'tol' parameter"):
+        hd.certify_network(net, A, Y, 1.0, tol=0)
+    with pytest.raises(ValueError, match="'Y' parameter"):
+        hd.certify_network(net, A, Y[:5], 1.0)
