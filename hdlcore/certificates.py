@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import default_tol, factor, prepare
+from ._matrix import default_tol, factor, prepare, small_on_one_thread
 from ._validation import check_array, check_choice, check_rng, check_scalar, param_error
 from .regularizers import PolarResult, norm_pair
 
@@ -125,6 +125,7 @@ class Certificate:
                 f"  polar computed by: {self.basis}")
 
 
+@small_on_one_thread
 def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
           starts: int = 8, rng: np.random.Generator | int | None = None) -> PolarResult:
     """The polar :math:`\\Omega_\\theta^\\circ(Z) = \\sup_{\\theta(u, v) \\le 1} u^\\top Z v` and a maximizer.
@@ -182,6 +183,7 @@ def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float
     return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng)
 
 
+@small_on_one_thread
 def certify(
     Y: Any,
     U: Any,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import MatrixResult, default_tol, prepare
+from ._matrix import MatrixResult, default_tol, prepare, small_on_one_thread
 from ._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
 from .certificates import certificate
 from .factorized import _objective, descend, rebalance, start_point
@@ -38,6 +38,7 @@ _SMALL = 64
 _CLEAR = 0.1
 
 
+@small_on_one_thread
 def grow(
     Y: Any,
     lam: float,
@@ -162,9 +163,10 @@ def grow(
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
         # A loose Lanczos run first: its value is a lower bound, so a clear excess over 1 is
         # reliable; near 1 the value is refined before any decision.
-        pol = pair._polar(R, method=growth_method, tol=1e-4, rng=rng)
+        near = prev_excess is not None  # the last test at this size was already close to 1
+        pol = pair._polar(R, method=growth_method, tol=1e-9 if near else 1e-4, rng=rng)
         omega = pol.value / lam
-        if pol.kind == "krylov" and omega <= 1 + _CLEAR:
+        if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
             pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng)
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
@@ -184,9 +186,13 @@ def grow(
             break
         # Grow when the excess is clear, or when a tighter descent left it about unchanged (it
         # is not an artefact of stopping the descent early), or when the descent is at rounding.
+        # At a stationary point the residual maps span(V) to span(U) (R V = lam U), so the polar's
+        # maximizer of an under-sized point lies outside them; a maximizer inside them means the
+        # descent has not converged yet.
         excess = omega - 1
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
-        if excess > tol and (excess > _CLEAR or stable or cur <= final):
+        new_direction = excess > tol and _overlap(U, V, pol) < 0.5
+        if excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final):
             if U.shape[1] >= max_size:
                 break
             U, V = _append(prob, pair, U, V, R, pol, lam)
@@ -205,6 +211,20 @@ def grow(
     return MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
                         history=hist, converged=converged, certificate=cert, n_iter=sweeps, lam=lam,
                         norms=pair.name, method=f"grow ({method})")
+
+
+def _overlap(U, V, pol) -> float:
+    """Mean squared cosine between the polar maximizer and the spans of U and V (0 when r = 0)."""
+    import torch
+
+    if U.shape[1] == 0:
+        return 0.0
+    out = 0.0
+    for A, x in ((U, pol.u), (V, pol.v)):
+        Q = torch.linalg.qr(A)[0]  # (m, r) orthonormal basis of span(A)
+        x = x.to(A)
+        out += float(torch.linalg.vector_norm(Q.T @ x) ** 2) / max(float(x @ x), 1e-300)
+    return out / 2
 
 
 def _append(prob, pair, U, V, R, pol, lam):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import as_tensor
+from ._matrix import small_on_one_thread
 from ._validation import check_array, check_choice, check_rng, check_scalar
 
 __all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT"]
@@ -79,6 +80,7 @@ class SigmaMax:
                 f"proven only sigma_1 <= ||R||_F = {self.upper:.6g}")
 
 
+@small_on_one_thread
 def sigma_max(
     A: Any,
     *,
@@ -221,14 +223,15 @@ def _ritz(Uk, Vk, alphas, betas, k):
 
     if k == 0:
         return 0.0, Uk[:, 0] * 0, Vk[:, 0], 0.0, 0
-    B = np.diag(np.asarray(alphas[:k]))
+    a = torch.tensor(alphas[:k], dtype=torch.float64)
+    B = torch.diag(a)
     if k > 1:
-        B += np.diag(np.asarray(betas[: k - 1]), 1)
-    P, S, Qh = np.linalg.svd(B)
-    resid = abs(betas[k - 1] * P[k - 1, 0])
+        B = B + torch.diag(torch.tensor(betas[: k - 1], dtype=torch.float64), 1)
+    P, S, Qh = torch.linalg.svd(B)  # k x k, on the CPU in float64
+    resid = abs(betas[k - 1] * float(P[k - 1, 0]))
     dt, dev = Uk.dtype, Uk.device
-    u = Uk[:, :k] @ torch.as_tensor(P[:, 0], dtype=dt, device=dev)
-    v = Vk[:, :k] @ torch.as_tensor(Qh[0], dtype=dt, device=dev)
+    u = Uk[:, :k] @ P[:, 0].to(dtype=dt, device=dev)
+    v = Vk[:, :k] @ Qh[0].to(dtype=dt, device=dev)
     u = u / torch.linalg.vector_norm(u)
     v = v / torch.linalg.vector_norm(v)
     return float(S[0]), u, v, float(resid), k

@@ -159,3 +159,21 @@ def test_cuda_path_matches_cpu():
         res = hd.grow(Yt, 3.0, torch.tensor(mask, device="cuda"), rng=0)
         assert res.U.device.type == "cuda" and res.U.dtype == dtype and res.X.device.type == "cuda"
         assert res.converged and res.objective == pytest.approx(ref.objective, rel=rtol)
+
+
+def test_small_problems_run_on_one_thread_and_restore_the_thread_count():
+    before = torch.get_num_threads()
+    seen = []
+    original = hd.meta.descend
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    hd.meta.descend = spy
+    try:
+        hd.grow(np.diag([3.0, 2.0, 1.0]), 0.5)
+    finally:
+        hd.meta.descend = original
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
