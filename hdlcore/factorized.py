@@ -74,8 +74,9 @@ def solve_factorized(
     method : {"auto", "als", "prox"}
         "auto" is "als" for l2/l2 and "prox" otherwise.
     tol : float, optional
-        Stop when the objective decreases by at most ``tol`` (relative) in one sweep
-        (default 1e-12 for float64, 1e-6 for float32).
+        "als" stops when both the relative decrease of the objective in one sweep and the squared
+        relative gradient are at most ``tol``; "prox" when the relative decrease is at most ``tol``
+        three sweeps in a row (default 1e-12 for float64, 1e-6 for float32).
     max_iter : int
         Sweep limit (a ``ConvergenceWarning`` and ``converged=False`` if reached).
     certify : bool
@@ -131,7 +132,8 @@ def solve_factorized(
     U, V, hist, converged, n_iter = descend(prob, pair, U, V, lam, method=method, tol=tol,
                                             max_iter=max_iter, start=t0)
     if not converged:
-        warn_not_converged(func, f"relative decrease above tol={tol:g} after {max_iter} sweeps")
+        warn_not_converged(func, f"relative decrease or squared gradient above tol={tol:g} after "
+                           f"{n_iter} sweeps (max_iter={max_iter})")
     cert = None
     if certify:
         cert = certificate(prob, U, V, lam, pair, tol=default_tol(prob.Y.dtype, 1e-6, 1e-4),
@@ -275,6 +277,7 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start, acceler
     f = exact(U, V)
     U_prev = V_prev = None
     alpha = 1.0  # extrapolation step along the last sweep's direction (adapted)
+    best_g2, since_best = float("inf"), 0
     k = 0
     for k in range(1, max_iter + 1):
         U, _, g2 = _ridge_rows(Yt, Mf, V, lam, U)
@@ -286,6 +289,11 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start, acceler
         f = f_new
         if done:
             return U, V, True, k
+        # Stalled (at the rounding floor of this dtype, or converging too slowly to matter):
+        # 50 sweeps without a 10 % gain on the best gradient end the descent, unconverged.
+        best_g2, since_best = (g2, 0) if g2 < 0.81 * best_g2 else (best_g2, since_best + 1)
+        if since_best >= 50:
+            return U, V, False, k
         if accelerate and U_prev is not None:
             # Extrapolate along the last sweep (a line search on the ALS trajectory); kept only
             # if it lowers the objective, so the method stays monotone.

@@ -145,8 +145,11 @@ def grow(
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
     # then tight, then down to rounding before concluding that one more column is needed.
-    schedule = sorted({1e-2, max(1e-6, 4 * eps), max(1e-12, 4 * eps), 4 * eps}, reverse=True)
-    loose, final = schedule[0], schedule[-1]
+    # The last level asks for a relative gradient of 2e-8 (float64) or 1e-5 (float32: the objective
+    # itself is only resolved to ~1e-7 there, so the gradient decides).
+    final = min(4 * eps, 1e-10)
+    schedule = sorted({1e-2, 1e-6, max(1e-12, final), final}, reverse=True)
+    loose = schedule[0]
     sweep_obj: list[float] = []
     sweep_time: list[float] = []
     rows: dict[str, list] = {k: [] for k in ("size", "objective", "polar", "iterations", "time")}

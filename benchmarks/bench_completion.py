@@ -1,0 +1,256 @@
+"""Matrix completion: the factorized meta-algorithm against convex solvers (Chapter 3).
+
+Problem: an n x n matrix of rank 5 plus Gaussian noise (0.1), 30 % of the entries observed,
+lam = 1.3 sqrt(n) (about 1.4 times the spectral norm of the sampling noise, so that the optimum
+has rank about 5), loss 1/2 |M * (Y - X)|_F^2 + lam |X|_*.
+
+Methods, each run to the same optimum:
+
+- ``grow``: ``hdlcore.grow`` (alternating least squares + polar test + one column at a time);
+  the time includes its final certificate.
+- ``apg``: ``hdlcore.solve_convex``, accelerated proximal gradient with a full SVD per step.
+- ``scs``: cvxpy + SCS with eps 1e-9 (looser settings stop up to 1e-5 away from the optimum).
+- ``softimpute``: fancyimpute 0.7.0's SoftImpute (a full SVD per step), patched at import for
+  scikit-learn >= 1.8; it returns the *filled* matrix, so it is scored after one more singular
+  value thresholding of its output, and its stopping threshold is the loosest of a ladder that
+  reaches the optimum to 1e-6 (chosen in an untimed run).
+
+The reference is a proven lower bound on the optimum, ``F* >= F(grow) - bound``, from
+``hdlcore.certify`` with an exact SVD (untimed); every method's relative gap to it is reported,
+and a method "reaches the optimum" when it is at most 1e-6. Timings are interleaved
+(A B C D A B C D ...) and the median is quoted; the machine's load average is recorded before
+and after. The growth exponent of ``grow`` is fitted over n = 250 ... 4000.
+
+    python benchmarks/bench_completion.py                # full run (about 15 minutes on 2 cores)
+    python benchmarks/bench_completion.py --threads 1    # every library on one thread
+    python benchmarks/bench_completion.py --quick        # smoke test (small sizes, seconds)
+
+Writes ``benchmarks/results/completion.json`` (``completion_quick.json`` with ``--quick``).
+Benchmark-only dependencies: ``benchmarks/requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# --threads N must reach every thread pool (torch/MKL, OpenBLAS behind numpy and SCS) before
+# they start: set the environment first, then import.
+if "--threads" in sys.argv:
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _n
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import hdlcore as hd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-6  # "the same optimum": relative gap to the proven lower bound
+
+
+def problem(n: int, seed: int = 0):
+    Y, _ = hd.low_rank_matrix(n, n, 5, noise=0.1, rng=seed)
+    mask = hd.random_mask((n, n), 0.3, rng=seed + 1)
+    return Y, mask, 1.3 * np.sqrt(n)
+
+
+def objective(Y, mask, X, lam) -> float:
+    R = mask * (Y - X)
+    return 0.5 * float(np.sum(R * R)) + lam * float(np.linalg.svd(X, compute_uv=False).sum())
+
+
+def svt(X, tau):
+    W, s, Zt = np.linalg.svd(X, full_matrices=False)
+    return (W * np.maximum(s - tau, 0)) @ Zt
+
+
+# -- the methods: each returns the objective it reached (in float64) -------------------------
+def run_grow(Y, mask, lam, **_):
+    return hd.grow(Y, lam, mask, rng=0).objective
+
+
+def run_apg(Y, mask, lam, **_):
+    return hd.solve_convex(Y, lam, mask).objective
+
+
+def run_scs(Y, mask, lam, **_):
+    import cvxpy as cp
+
+    X = cp.Variable(Y.shape)
+    cost = 0.5 * cp.sum_squares(cp.multiply(mask.astype(float), Y - X)) + lam * cp.normNuc(X)
+    cp.Problem(cp.Minimize(cost)).solve(solver=cp.SCS, eps_abs=1e-9, eps_rel=1e-9, max_iters=1_000_000)
+    return objective(Y, mask, X.value, lam)
+
+
+def _fancyimpute():
+    """Import fancyimpute 0.7.0, patched for scikit-learn >= 1.8 (force_all_finite was renamed)."""
+    import sklearn.utils
+
+    original = sklearn.utils.check_array
+    if not getattr(original, "_patched_for_fancyimpute", False):
+        def check_array(*args, force_all_finite=None, **kwargs):
+            if force_all_finite is not None:
+                kwargs.setdefault("ensure_all_finite", force_all_finite)
+            return original(*args, **kwargs)
+
+        check_array._patched_for_fancyimpute = True
+        sklearn.utils.check_array = check_array
+    from fancyimpute import SoftImpute
+
+    return SoftImpute
+
+
+def run_softimpute(Y, mask, lam, threshold=1e-7, **_):
+    SoftImpute = _fancyimpute()
+    Xin = np.where(mask, Y, np.nan)
+    filled = SoftImpute(shrinkage_value=lam, convergence_threshold=threshold, max_iters=100_000,
+                        init_fill_method="zero", verbose=False).fit_transform(Xin)
+    return objective(Y, mask, svt(filled, lam), lam)  # its iterate: one more SVT of the fill
+
+
+METHODS = {"grow": run_grow, "apg": run_apg, "scs": run_scs, "softimpute": run_softimpute}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def interleaved(Y, mask, lam, methods, repeats, kwargs):
+    """Time each method ``repeats`` times, interleaved; return {name: (times, objective)}."""
+    out = {m: ([], None) for m in methods}
+    for _ in range(repeats):
+        for m in methods:
+            t0 = time.perf_counter()
+            f = METHODS[m](Y, mask, lam, **kwargs.get(m, {}))
+            out[m][0].append(time.perf_counter() - t0)
+            out[m] = (out[m][0], f)
+    return out
+
+
+def reference(Y, mask, lam):
+    """A proven lower bound on F* (exact SVD certificate at grow's point) and grow's rank."""
+    res = hd.grow(Y, lam, mask, rng=0)
+    cert = hd.certify(Y, res.U, res.V, lam, mask, method="exact")
+    return cert.lower, res.size, cert
+
+
+def softimpute_threshold(Y, mask, lam, f_low):
+    """The loosest stopping threshold of SoftImpute that reaches the optimum to TOL (untimed)."""
+    for thr in (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
+        if (run_softimpute(Y, mask, lam, thr) - f_low) / f_low <= TOL:
+            return thr
+    return 1e-10
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: small sizes, one repeat")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path")
+    parser.add_argument("--skip", nargs="*", default=[], help="methods to skip (scs, softimpute, apg)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every library (torch, OpenBLAS, MKL); default: as configured")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", hd.ConvergenceWarning)
+    quick = args.quick
+    default = "completion_quick.json" if quick else "completion.json"
+    out_path = args.out or ROOT / "benchmarks" / "results" / default
+    try:
+        _fancyimpute()
+        have_fancy = "softimpute" not in args.skip
+    except ImportError:
+        have_fancy = False
+        print("fancyimpute not installed: SoftImpute skipped (pip install -r benchmarks/requirements.txt)")
+    if quick:
+        plan = {60: (["grow", "apg", "scs", "softimpute"], 1), 120: (["grow", "apg", "softimpute"], 1)}
+        scaling = [60, 120, 240]
+    else:
+        plan = {
+            200: (["grow", "scs", "softimpute", "apg"], 3),
+            400: (["grow", "scs", "softimpute", "apg"], 2),
+            1000: (["grow", "softimpute", "apg"], 2),
+            2000: (["grow", "apg"], 2),
+        }
+        scaling = [250, 500, 1000, 2000, 4000]
+    plan = {n: ([m for m in ms if m not in args.skip and (m != "softimpute" or have_fancy)], r)
+            for n, (ms, r) in plan.items()}
+    info = {
+        "machine": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
+        "hdlcore": hd.__version__, "load_before": load(), "threads_requested": args.threads,
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
+    print(f"load average before: {info['load_before']}  (torch threads {info['torch_threads']})")
+    hd.grow(*problem(50)[:1], 5.0)  # warm up torch/LAPACK
+    rows = []
+    refs = {}
+    for n in sorted(set(plan) | set(scaling)):
+        Y, mask, lam = problem(n)
+        f_low, rank, cert = reference(Y, mask, lam)
+        refs[n] = dict(f_lower=f_low, rank=rank, polar=cert.polar, bound=cert.bound)
+        methods, repeats = plan.get(n, (["grow"], 1 if quick else 3))
+        kwargs = {}
+        if "softimpute" in methods:
+            kwargs["softimpute"] = {"threshold": softimpute_threshold(Y, mask, lam, f_low)}
+        timed = interleaved(Y, mask, lam, methods, repeats, kwargs)
+        for m, (times, f) in timed.items():
+            gap = (f - f_low) / f_low
+            row = dict(n=n, method=m, times_s=[round(t, 4) for t in times],
+                       median_s=statistics.median(times), objective=f, rel_gap=gap,
+                       reaches_optimum=bool(gap <= TOL), rank=rank, **kwargs.get(m, {}))
+            rows.append(row)
+            print(f"n={n:5d} {m:11s} median {row['median_s']:9.3f} s  (runs {row['times_s']})  "
+                  f"rel. gap {gap:9.2e}  rank* {rank}")
+    info["load_after"] = load()
+
+    def med(n, m):
+        return next((r["median_s"] for r in rows if r["n"] == n and r["method"] == m), None)
+
+    ratios = {}
+    for n in sorted(plan):
+        for m in ("scs", "softimpute", "apg"):
+            if med(n, m) is not None:
+                ratios[f"{m}/grow@{n}"] = med(n, m) / med(n, "grow")
+    ns = np.array(scaling, dtype=float)
+    ts = np.array([med(n, "grow") for n in scaling])
+    slope, intercept = np.polyfit(np.log(ns), np.log(ts), 1)
+    targets = []
+    if not quick:
+        for key, goal in (("scs/grow@200", 50), ("scs/grow@400", 100), ("softimpute/grow@400", 5),
+                          ("apg/grow@2000", 10)):
+            if key in ratios:
+                targets.append(dict(target=f"{key} >= {goal}", value=ratios[key],
+                                    met=bool(ratios[key] >= goal)))
+        targets.append(dict(target="time exponent of grow over n = 250..4000 <= 2.3", value=slope,
+                            met=bool(slope <= 2.3)))
+    targets.append(dict(target="every method reaches the optimum to 1e-6 relative",
+                        value=max(r["rel_gap"] for r in rows), met=all(r["reaches_optimum"] for r in rows)))
+
+    print(f"\n{'n':>5} {'method':>11} {'median (s)':>11} {'x grow':>8} {'rel. gap':>10}")
+    for r in rows:
+        ratio = r["median_s"] / med(r["n"], "grow")
+        print(f"{r['n']:5d} {r['method']:>11} {r['median_s']:11.3f} {ratio:8.1f} {r['rel_gap']:10.1e}")
+    print(f"\ngrow: time ~ n^{slope:.2f} over n = {scaling[0]}..{scaling[-1]}")
+    for t in targets:
+        print(f"{'MET ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']:.3g}")
+    print(f"load average before {info['load_before']}, after {info['load_after']}")
+    result = dict(info=info, problem="n x n, rank 5 + N(0, 0.1^2), 30 % observed, lam = 1.3 sqrt(n)",
+                  tolerance=TOL, references={str(k): v for k, v in refs.items()}, rows=rows, ratios=ratios,
+                  exponent=dict(sizes=scaling, times_s=ts.tolist(), slope=slope), targets=targets)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
