@@ -68,7 +68,7 @@ def full_batch(model, A, Y, lam, loss, regularizer, steps, lr0, tol, rebalance, 
     dev, dt = params[0].device, params[0].dtype
     if groups is None:
         groups = torch.zeros(R, dtype=torch.long, device=dev)
-    lr = torch.full((M,), float(lr0), dtype=dt, device=dev)
+    lr = torch.full((M,), float(lr0 or 1.0), dtype=dt, device=dev)
     running = torch.ones(M, dtype=torch.bool, device=dev)
     converged = torch.zeros(M, dtype=torch.bool, device=dev)
     done = torch.zeros(M, dtype=torch.long, device=dev)
@@ -97,6 +97,10 @@ def full_batch(model, A, Y, lam, loss, regularizer, steps, lr0, tol, rebalance, 
     norms = _layer_norms(params)
     values, regs, active = evaluate(norms)
     grads = torch.autograd.grad(values.sum(), params)
+    if lr0 is None:  # a first step that moves the weights by 1% of their norm, then adapt
+        w2 = sum(_per_model((p.detach() ** 2).reshape(R, -1).sum(1), groups, M) for p in params)
+        g2 = sum(_per_model((g**2).reshape(R, -1).sum(1), groups, M) for g in grads)
+        lr = torch.where(g2 > 0, (0.01 * w2.sqrt() / g2.sqrt().clamp_min(1e-300)).clamp(max=1.0), 1.0)
     f = (values.detach() + lam * regs)  # (M,)
     record(0, values, regs, active, range(M))
     recent = [f.clone()]

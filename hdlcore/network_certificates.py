@@ -75,41 +75,48 @@ def _slot_objective(model, A, Y, lam, loss, regularizer, subnet, scale) -> float
 
 
 def add_subnetwork(model, A, Y, lam, subnet, *, loss="squared", regularizer="product"):
-    r"""Append ``subnet`` (with :math:`\theta = 1`) at the scale that minimizes the objective.
+    r"""Append ``subnet`` (layers of unit norm) at the scale that minimizes the objective.
 
-    For the squared loss the best scale of :math:`s\,\phi(w)` is
-    :math:`s^\star = (\langle R, \phi(w)\rangle - \lambda)_+/\lVert\phi(w)\rVert_F^2` with
-    :math:`R = Y - X` (exact); for other losses a golden-section search. Returns
-    ``(new_model, s, objective)``; each layer is scaled by :math:`s^{1/K}` (balanced). Used by
-    :func:`hdlcore.grow_network` (Chapter 4). Trusts its inputs (tensors on the model's device).
+    Scaling every layer by :math:`s^{1/K}` gives the output :math:`X + s\,\phi(w)` and adds
+    :math:`\lambda s` to the product regularizer (and its balanced form), or
+    :math:`\lambda\frac K2 s^{2/K}` to weight decay. For the squared loss and the product the
+    best scale is :math:`s^\star = (\langle R, \phi(w)\rangle - \lambda)_+/\lVert\phi(w)\rVert_F^2`
+    with :math:`R = Y - X` (exact); otherwise a golden-section search on this one-dimensional
+    function. Returns ``(new_model, s, objective)``. Used by :func:`hdlcore.grow_network` and
+    :func:`hdlcore.certify_network` (Chapter 4). Trusts its inputs (tensors on the model's device).
     """
     K = model.degree
     p0 = model.weights[0]
     one = type(model).from_weights([torch.as_tensor(w).to(p0)[None] for w in subnet],
-                                    conv=model.conv or None, input_shape=model.input_shape)
+                                   conv=model.conv or None, input_shape=model.input_shape)
     with torch.no_grad():
         phi = one(A)  # (N, C)
         X = model(A)
-    if loss == "squared":
+        base = lam * float(_theta(model.layer_norms(), regularizer).sum())
+
+    def f(s: float) -> float:
+        cost = (K / 2) * s ** (2 / K) if regularizer == "weight_decay" else s
+        with torch.no_grad():
+            return float(network_loss(X + s * phi, Y, loss)) + base + lam * cost
+
+    if loss == "squared" and regularizer != "weight_decay":
         s = max(float(((Y - X) * phi).sum()) - lam, 0.0) / max(float((phi**2).sum()), 1e-300)
     else:
-        def f(s):
-            return _slot_objective(model, A, Y, lam, loss, regularizer, subnet, s)
-        hi = 1.0
+        hi = 1e-6
         while f(2 * hi) < f(hi) and hi < 1e12:
             hi *= 2
         a, b = 0.0, 2 * hi
         g = (np.sqrt(5) - 1) / 2
-        for _ in range(80):
+        for _ in range(100):
             c, d = b - g * (b - a), a + g * (b - a)
             if f(c) < f(d):
                 b = d
             else:
                 a = c
-        s = (a + b) / 2
+        s = (a + b) / 2 if f((a + b) / 2) < f(0.0) else 0.0
     layer_scale = s ** (1.0 / K)
-    new = model.append([torch.as_tensor(w, dtype=p0.dtype, device=p0.device) * layer_scale for w in subnet])
-    return new, s, _slot_objective(model, A, Y, lam, loss, regularizer, subnet, s)
+    new = model.append([torch.as_tensor(w).to(p0) * layer_scale for w in subnet])
+    return new, s, f(s)
 
 
 def certify_network(

@@ -31,7 +31,7 @@ from ._backend import is_tensor
 from ._validation import check_array, check_choice, check_rng, check_scalar, param_error
 from .networks import ParallelSubnetworks
 
-__all__ = ["Polar", "polar_one_hidden_2d", "polar_lower_bound", "polar_upper_bound"]
+__all__ = ["Polar", "polar_one_hidden_2d", "polar_linear", "polar_lower_bound", "polar_upper_bound"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,8 @@ def polar_lower_bound(
     num_starts = check_scalar(num_starts, "num_starts", func, kind="int", ge=1)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
     gen = check_rng(rng, "rng", func)
+    if model.degree == 1:  # linear subnetworks: the polar has a closed form
+        return polar_linear(A, Z)
     p0 = model.weights[0]
     A = torch.as_tensor(check_array(A, "A", func, shape=(None, model.in_features))).to(p0)
     Z = torch.as_tensor(check_array(Z, "Z", func, shape=(A.shape[0], model.out_features))).to(p0)
@@ -220,44 +222,63 @@ def polar_lower_bound(
 
 
 def _ascent(probe, A, Z, steps) -> Polar:
+    """Ascent on the earlier layers; the last layer is always its maximizer H^T Z / ||H^T Z||.
+
+    With the last layer at its maximizer the value of start s is ||H_s^T Z||_F (H_s: the last
+    hidden features of unit-norm layers), so one forward and one backward pass per step give
+    both the values and the gradients.
+    """
     params = list(probe.weights)
-    S, K = params[0].shape[0], len(params)
-
-    def values() -> torch.Tensor:  # <Z, phi_s> per start, last layer at its maximizer given the others
-        with torch.no_grad():
-            _unit_layers(params)
-            if K > 1:
-                H = probe._features(A)  # (S, N, h)
-                G = torch.einsum("snh,nc->shc", H, Z)  # H^T Z per start
-                params[-1].copy_(G)
-                _unit_layers(params[-1:])
-            return torch.einsum("snc,nc->s", probe.forward_each(A), Z)
-
-    best_val = values()
+    S = params[0].shape[0]
+    hidden = params[:-1]
+    best_val = torch.full((S,), -torch.inf, dtype=params[0].dtype, device=params[0].device)
     best = [w.detach().clone() for w in params]
     angles = np.geomspace(0.5, 1e-3, max(steps, 1))
-    for t in range(steps):
-        out = torch.einsum("snc,nc->", probe.forward_each(A), Z)
-        grads = torch.autograd.grad(out, params[:-1] if K > 1 else params)
+    for t in range(steps + 1):
         with torch.no_grad():
-            for w, g in zip(params, grads, strict=False):
+            _unit_layers(hidden)
+        H = probe._features(A)  # (S, N, h)
+        G = torch.einsum("snh,nc->shc", H, Z)  # H^T Z per start: the best last layer, unnormalized
+        val = G.reshape(S, -1).norm(dim=1)  # <Z, phi_s> at that last layer
+        with torch.no_grad():
+            better = val > best_val
+            if bool(better.any()):
+                for bw, w in zip(best[:-1], hidden, strict=True):
+                    bw[better] = w.detach()[better]
+                last = G.detach() / val.detach().clamp_min(torch.finfo(G.dtype).tiny)[:, None, None]
+                best[-1][better] = last[better]
+                best_val = torch.where(better, val.detach(), best_val)
+        if t == steps:
+            break
+        grads = torch.autograd.grad(val.sum(), hidden)
+        with torch.no_grad():
+            for w, g in zip(hidden, grads, strict=True):
                 shape = (-1,) + (1,) * (w.ndim - 1)
                 g = g - (g * w).reshape(S, -1).sum(1).reshape(shape) * w  # tangent to the sphere
                 gn = g.reshape(S, -1).norm(dim=1).clamp_min(torch.finfo(w.dtype).tiny)
                 w.add_(g * (angles[t] / gn).reshape(shape))
-        val = values()
-        better = val > best_val
-        if bool(better.any()):
-            for b, w in zip(best, params, strict=True):
-                b[better] = w.detach()[better]
-            best_val = torch.where(better, val, best_val)
     s = int(torch.argmax(best_val))
     subnet = [_np(w[s]) for w in best]
     return Polar(float(best_val[s]), "lower_bound", subnet,
                  f"projected ascent, {S} starts x {steps} steps")
 
 
+def polar_linear(A: Any, Z: Any) -> Polar:
+    r"""The exact polar of linear subnetworks (``K = 1``): :math:`\lVert A^\top Z\rVert_F`.
+
+    With :math:`\phi(W) = AW` and :math:`\theta = \lVert W\rVert_F`, the supremum of
+    :math:`\langle A^\top Z, W\rangle` over the unit ball is attained at
+    :math:`W = A^\top Z/\lVert A^\top Z\rVert_F`. Used by :func:`hdlcore.certify_network`.
+    """
+    A, Z = _np(A), _np(Z)
+    G = A.T @ Z
+    n = float(np.linalg.norm(G))
+    return Polar(n, "exact", [G / n if n > 0 else G], "closed form")
+
+
 def _polar_auto(model, A, Z, polar, num_starts, steps, rng) -> Polar:
+    if model.degree == 1 and polar != "lower_bound":
+        return polar_linear(A, Z)
     exact_ok = not model.conv and len(model.hidden) == 1 and model.in_features == 2
     check_choice(polar, "polar", "certify_network", ("auto", "exact", "lower_bound"))
     if polar == "exact" and not exact_ok:

@@ -40,7 +40,7 @@ __all__ = ["PatternFitResult", "fit_within_patterns"]
 class PatternFitResult:
     """Outcome of :func:`fit_within_patterns` (the model is replaced, see ``model``)."""
 
-    model: ParallelSubnetworks  #: one neuron per (pattern, sign) in use
+    model: ParallelSubnetworks  #: one neuron per (pattern, sign) in use, then zero subnetworks
     objective: float
     objective_before: float
     iterations: int
@@ -114,7 +114,8 @@ def fit_within_patterns(
     Returns
     -------
     PatternFitResult
-        With a new model (one neuron per pattern and sign in use; never worse than the input).
+        With a new model of the same size ``r``: one neuron per pattern and sign in use, the
+        other subnetworks zero (never worse than the input).
 
     Notes
     -----
@@ -190,12 +191,11 @@ def fit_within_patterns(
         return PatternFitResult(model, f_before, f_before, it, float(gap), False)
     keep = np.linalg.norm(x, axis=1) > 0
     n = np.linalg.norm(x[keep], axis=1)
+    r = model.num_subnets
+    W1n, W2n = np.zeros((r, 2)), np.zeros(r)  # the size r is kept: unused slots are zero
+    W1n[: keep.sum()] = x[keep] / np.sqrt(n)[:, None]
+    W2n[: keep.sum()] = s[keep] * np.sqrt(n)
     p = model.weights[0]
-    if not keep.any():
-        keep, n, x = np.array([True]), np.array([1.0]), np.zeros((1, 2))
-        s = np.array([0.0])
-    W1n = x[keep] / np.sqrt(n)[:, None]
-    W2n = (s[keep] * np.sqrt(n)) if keep.sum() else s[keep]
     new = ParallelSubnetworks.from_weights([torch.as_tensor(W1n[:, :, None]).to(p),
                                             torch.as_tensor(W2n[:, None, None]).to(p)])
     return PatternFitResult(new, float(f), float(f_before), it, float(gap), bool(gap <= tol * abs(f)))

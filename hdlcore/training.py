@@ -137,7 +137,7 @@ def _precision(precision: str, device_type: str):
 def _auto_threads(model, A) -> int | None:
     """One CPU thread for small problems (intra-op threads only add overhead there), else None."""
     work = A.shape[0] * sum(w.numel() for w in model.weights)
-    return 1 if (A.device.type == "cpu" and work < 5e7) else None
+    return 1 if (A.device.type == "cpu" and work < 1e9) else None
 
 
 @contextlib.contextmanager
@@ -260,7 +260,8 @@ def train(
     steps : int
         Number of (mini-batch) steps at most.
     lr : float, optional
-        Step size. Full batch: the initial step of the backtracking search (default 1). Mini-batch:
+        Step size. Full batch: the initial step of the backtracking search (default: one that
+        moves the weights by 1% of their norm; it then grows by 1.5 per step). Mini-batch:
         the fixed step (default: found by backtracking on the first batch, then halved).
     batch_size : int, optional
         Mini-batch size (samples drawn without replacement, epoch by epoch, from ``rng``); None
@@ -330,7 +331,7 @@ def train(
         rebalance = regularizer == "product"
     gen = check_rng(rng, "rng", func)
     if threads == "auto":
-        threads = _auto_threads(model, A_t)
+        threads = _auto_threads(model, A_t[: batch_size or N])
     elif threads is not None:
         threads = check_scalar(threads, "threads", func, kind="int", ge=1)
     full = batch_size is None or batch_size == N
@@ -340,10 +341,12 @@ def train(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+    if rebalance:  # the initial layers may be far from balanced: this changes neither X nor Theta
+        _prox(list(model.weights), 0.0, lam, regularizer, None, True)
     with _threads(threads):
         if full:
             hists, conv, n_done, lr_used = full_batch(
-                model, A_t, Y_t, lam, loss, regularizer, steps, lr or 1.0, tol, rebalance, precision,
+                model, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision,
                 log_every, tqdm(total=steps, disable=not progress, desc="train", leave=False))
             hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
             converged = None if tol is None else conv[0]

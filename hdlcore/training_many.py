@@ -17,6 +17,7 @@ import torch
 
 from ._proximal import full_batch
 from ._validation import check_choice, check_scalar, param_error, warn_not_converged
+from .network_regularizers import _prox
 from .networks import ParallelSubnetworks
 from .training import TrainResult, _auto_threads, _check_model, _gradient_mapping, _prepare, _threads
 
@@ -81,7 +82,7 @@ def train_many(
             raise param_error("models", func, "networks with the same layers, dtype and device", models)
     _, A_t, Y_t, lam = _prepare(first, A, Y, lam, loss, regularizer, func)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
-    lr = 1.0 if lr is None else check_scalar(lr, "lr", func, gt=0)
+    lr = None if lr is None else check_scalar(lr, "lr", func, gt=0)
     if tol is not None:
         tol = check_scalar(tol, "tol", func, ge=0)
     log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
@@ -97,6 +98,8 @@ def train_many(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+    if rebalance:  # as in train: balanced layers, the same outputs and product regularizer
+        _prox(list(big.weights), 0.0, lam, regularizer, None, True)
     if threads == "auto":
         threads = _auto_threads(big, A_t)
     with _threads(threads):
