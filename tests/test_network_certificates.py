@@ -33,7 +33,8 @@ def test_exact_2d_polar_against_dense_grid(N, C, seed):
     assert pol.value - grid <= np.linalg.norm(Z) * np.linalg.norm(A, 2) * 2 * np.pi / 200_000 + 1e-12
     w, v = pol.subnet
     assert np.isclose(np.linalg.norm(w), 1) and (pol.value == 0 or np.isclose(np.linalg.norm(v), 1))
-    assert np.isclose(float(Z.ravel() @ (np.maximum(A @ w, 0) @ v).ravel()), pol.value, rtol=1e-12, atol=1e-14)
+    attained = float(Z.ravel() @ (np.maximum(A @ w, 0) @ v).ravel())
+    assert np.isclose(attained, pol.value, rtol=1e-12, atol=1e-14)
 
 
 def test_exact_polar_on_a_kink_and_degenerate_inputs():
@@ -62,7 +63,8 @@ def test_lower_bound_is_below_the_exact_polar_and_close(hidden):
     # the returned subnetwork is feasible (every layer of unit norm) and attains the value
     sub = hd.ParallelSubnetworks.from_weights([torch.as_tensor(w)[None] for w in low.subnet])
     assert torch.allclose(sub.layer_norms(), torch.ones(2, 1, dtype=F64))
-    assert np.isclose(float((sub(torch.as_tensor(A)) * torch.as_tensor(Z)).sum().detach()), low.value, rtol=1e-9)
+    attained = float((sub(torch.as_tensor(A)) * torch.as_tensor(Z)).sum().detach())
+    assert np.isclose(attained, low.value, rtol=1e-9)
     assert polar_upper_bound(net, A, Z) >= exact
 
 
@@ -166,3 +168,24 @@ def test_certificate_bad_input():
         hd.certify_network(net, A, Y, 1.0, tol=0)
     with pytest.raises(ValueError, match="'Y' parameter"):
         hd.certify_network(net, A, Y[:5], 1.0)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_certificate_and_growth_on_a_device(device):
+    """The same calls on any device: tensors stay on the model's device, numbers agree with float64 CPU."""
+    A, Y = hd.two_spirals(24, rng=1)
+    lam = 0.5
+    cpu = hd.grow_network(A, Y, lam, rng=0)
+    net = hd.ParallelSubnetworks.from_weights([w.detach().to(device) for w in cpu.model.weights])
+    cert = hd.certify_network(net, A, Y, lam, tol=1e-6, rng=0)
+    assert cert.is_global and abs(cert.objective - cpu.objective) <= 1e-10 * cpu.objective
+    deep = hd.ParallelSubnetworks(2, 1, 4, (5, 5), rng=0, dtype=F64, device=device)
+    res = hd.train(deep, A, Y, lam, steps=50, tol=None)
+    assert res.device.startswith(device)
+    fit = hd.fit_last_layer(deep, A, Y, lam)
+    assert fit.objective <= res.objective + 1e-9
+    low = hd.certify_network(deep, A, Y, lam, num_starts=8, steps=20, rng=0)
+    assert low.polar_kind == "lower_bound" and low.polar > 0
+    many = hd.train_many([hd.ParallelSubnetworks(2, 1, 3, (1,), rng=s, dtype=F64, device=device)
+                          for s in range(2)], A, Y, lam, steps=30, tol=None)
+    assert all(m.model.weights[0].device.type == device for m in many)

@@ -108,8 +108,10 @@ def test_numpy_init_is_device_independent_and_seeded():
     (dict(in_features=2, out_features=1, num_subnets=2, hidden=3), "hidden"),
     (dict(in_features=2, out_features=1, num_subnets=2, hidden=(2.5,)), "hidden"),
     (dict(in_features=16, out_features=1, num_subnets=2, conv=[(2, 3)]), "input_shape"),
-    (dict(in_features=16, out_features=1, num_subnets=2, conv=[(2, 3)], input_shape=(1, 4, 5)), "input_shape"),
-    (dict(in_features=16, out_features=1, num_subnets=2, conv=[(2, 2)], input_shape=(1, 4, 4)), "odd kernel"),
+    (dict(in_features=16, out_features=1, num_subnets=2, conv=[(2, 3)], input_shape=(1, 4, 5)),
+     "input_shape"),
+    (dict(in_features=16, out_features=1, num_subnets=2, conv=[(2, 2)], input_shape=(1, 4, 4)),
+     "odd kernel"),
     (dict(in_features=4, out_features=1, num_subnets=2, conv=[(2, 3, 4), (2, 3, 2)], input_shape=(1, 2, 2)),
      "1 x 1"),
 ])
