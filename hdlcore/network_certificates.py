@@ -17,6 +17,7 @@ in Chapter 4):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ class NetworkCertificate:
     polar: float | None  #: exact value, or a lower bound (see polar_kind); None if not applicable
     polar_kind: str  #: "exact", "lower_bound" or "not_applicable"
     polar_upper: float | None  #: a proven upper bound on the polar (the value itself when exact)
-    maximizer: list[np.ndarray] | None  #: the subnetwork attaining ``polar`` (theta = 1)
+    maximizer: list[Any] | None  #: the subnetwork attaining ``polar`` (theta = 1), A's array type
     gap_bound: float | None  #: f(W) - f* <= gap_bound (needs polar_upper)
     descent: float | None  #: f after adding the maximizer at the best scale, minus f(W)
     euler_residual: float  #: max_i |<Z, phi_i> - theta_i| / max(1, max_i theta_i)
@@ -188,10 +189,17 @@ def certify_network(
     ('exact', False)
     """
     func = "certify_network"
+    A_in = A
     model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func)
     with _threads(_auto_threads(model, A_t)):
-        return _certify(model, A_t, Y_t, lam, loss, regularizer, polar, tol, num_starts, steps,
+        cert = _certify(model, A_t, Y_t, lam, loss, regularizer, polar, tol, num_starts, steps,
                         num_directions, rng)
+    if cert.maximizer is not None:  # numpy in, numpy out; a tensor in, tensors on its device
+        layers = [w.detach().cpu().numpy() if torch.is_tensor(w) else np.asarray(w) for w in cert.maximizer]
+        if torch.is_tensor(A_in):
+            layers = [torch.as_tensor(w).to(device=A_in.device, dtype=model.weights[0].dtype) for w in layers]
+        cert = dataclasses.replace(cert, maximizer=layers)
+    return cert
 
 
 def _stationarity(model, A, Y, lam, loss, regularizer, g_w, active, kink_tol=1e-9) -> float:

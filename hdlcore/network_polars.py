@@ -44,6 +44,13 @@ class Polar:
     method: str
 
 
+def _like(arrays: list[np.ndarray], ref: Any) -> list[Any]:
+    """numpy in, numpy out; a tensor in, tensors out on its device and dtype."""
+    if is_tensor(ref):
+        return [torch.as_tensor(a).to(device=ref.device, dtype=ref.dtype) for a in arrays]
+    return arrays
+
+
 def _np(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy().astype(np.float64) if is_tensor(x) else np.asarray(x, dtype=np.float64)
 
@@ -89,11 +96,12 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
     True
     """
     func = "polar_one_hidden_2d"
+    Z_in = Z
     A = _np(check_array(A, "A", func, ndim=2, shape=(None, 2)))
     Z = _np(check_array(Z, "Z", func, ndim=2, shape=(A.shape[0], None)))
     nz = np.linalg.norm(A, axis=1) > 0
     if not nz.any():
-        return Polar(0.0, "exact", [np.array([[1.0], [0.0]]), np.zeros((1, Z.shape[1]))], "arcs")
+        return Polar(0.0, "exact", _like([np.array([[1.0], [0.0]]), np.zeros((1, Z.shape[1]))], Z_in), "arcs")
     # Angles t where a_j^T w(t) = 0, w(t) = (cos t, sin t): t = atan2(a) +- pi/2.
     base = np.arctan2(A[nz, 1], A[nz, 0])
     cuts = np.unique(np.mod(np.concatenate([base + np.pi / 2, base - np.pi / 2]), 2 * np.pi))
@@ -120,7 +128,7 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
     g = Z.T @ np.maximum(A @ w, 0.0)  # (C,)
     value = float(np.linalg.norm(g))
     v = g / value if value > 0 else np.zeros_like(g)
-    return Polar(value, "exact", [w[:, None], v[None, :]], "arcs")
+    return Polar(value, "exact", _like([w[:, None], v[None, :]], Z_in), "arcs")
 
 
 def polar_upper_bound(model: ParallelSubnetworks, A: Any, Z: Any) -> float:
@@ -196,6 +204,7 @@ def polar_lower_bound(
     B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
     """
     func = "polar_lower_bound"
+    Z_in = Z
     if not isinstance(model, ParallelSubnetworks):
         raise param_error("model", func, "a hdlcore.ParallelSubnetworks", model, TypeError)
     num_starts = check_scalar(num_starts, "num_starts", func, kind="int", ge=1)
@@ -218,7 +227,8 @@ def polar_lower_bound(
     from .training import _auto_threads, _threads
 
     with _threads(_auto_threads(probe, A)):
-        return _ascent(probe, A, Z, steps)
+        pol = _ascent(probe, A, Z, steps)
+    return Polar(pol.value, pol.kind, _like(pol.subnet, Z_in), pol.method)
 
 
 def _ascent(probe, A, Z, steps) -> Polar:
@@ -270,10 +280,10 @@ def polar_linear(A: Any, Z: Any) -> Polar:
     :math:`\langle A^\top Z, W\rangle` over the unit ball is attained at
     :math:`W = A^\top Z/\lVert A^\top Z\rVert_F`. Used by :func:`hdlcore.certify_network`.
     """
-    A, Z = _np(A), _np(Z)
+    Z_in, A, Z = Z, _np(A), _np(Z)
     G = A.T @ Z
     n = float(np.linalg.norm(G))
-    return Polar(n, "exact", [G / n if n > 0 else G], "closed form")
+    return Polar(n, "exact", _like([G / n if n > 0 else G], Z_in), "closed form")
 
 
 def _polar_auto(model, A, Z, polar, num_starts, steps, rng) -> Polar:
@@ -288,8 +298,8 @@ def _polar_auto(model, A, Z, polar, num_starts, steps, rng) -> Polar:
         pol = polar_one_hidden_2d(A, Z)
         h = model.hidden[0]
         W1 = np.zeros((2, h))
-        W1[:, :1] = pol.subnet[0]
+        W1[:, :1] = _np(pol.subnet[0])
         W2 = np.zeros((h, model.out_features))
-        W2[:1] = pol.subnet[1]
-        return Polar(pol.value, "exact", [W1, W2], pol.method)
+        W2[:1] = _np(pol.subnet[1])
+        return Polar(pol.value, "exact", _like([W1, W2], Z), pol.method)
     return polar_lower_bound(model, A, Z, num_starts=num_starts, steps=steps, rng=rng)

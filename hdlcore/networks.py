@@ -143,6 +143,10 @@ class ParallelSubnetworks(nn.Module):
             self.conv, self.input_shape = (), tuple(input_shape) if input_shape is not None else None
         init_scale = check_scalar(init_scale, "init_scale", func, gt=0)
         dtype = dtype or torch.get_default_dtype()
+        if device is not None:
+            from .training import resolve_device
+
+            device = resolve_device(device, func)
         self.weights = nn.ParameterList(
             nn.Parameter(w.to(dtype=dtype, device=device))
             for w in self._initial_weights(self._layer_shapes(), init_scale, rng)

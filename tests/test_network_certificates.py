@@ -189,3 +189,19 @@ def test_certificate_and_growth_on_a_device(device):
     many = hd.train_many([hd.ParallelSubnetworks(2, 1, 3, (1,), rng=s, dtype=F64, device=device)
                           for s in range(2)], A, Y, lam, steps=30, tol=None)
     assert all(m.model.weights[0].device.type == device for m in many)
+
+
+def test_same_array_type_out_as_in():
+    A, Y = hd.two_spirals(20, rng=0)
+    At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
+    Z = Y / 0.5
+    assert isinstance(hd.polar_one_hidden_2d(A, Z).subnet[0], np.ndarray)
+    assert isinstance(hd.polar_one_hidden_2d(At, torch.as_tensor(Z)).subnet[0], torch.Tensor)
+    net = hd.ParallelSubnetworks(2, 1, 3, (4,), rng=0, dtype=F64)
+    assert isinstance(hd.polar_lower_bound(net, At, torch.as_tensor(Z), num_starts=4, steps=5).subnet[0],
+                      torch.Tensor)
+    small = hd.ParallelSubnetworks(2, 1, 3, (1,), rng=0, dtype=F64)
+    assert isinstance(hd.certify_network(small, A, Y, 0.5).maximizer[0], np.ndarray)
+    assert isinstance(hd.certify_network(small, At, Yt, 0.5).maximizer[0], torch.Tensor)
+    res = hd.convex_relu(At[:8], Yt[:8], 0.5)
+    assert isinstance(res.X, torch.Tensor) and res.X.dtype == torch.float64

@@ -45,10 +45,10 @@ class ConvexReLUResult:
     """The optimum of the convex program and a two-layer network attaining it."""
 
     objective: float  #: optimal value of the convex program (= the network's optimum if exact)
-    X: np.ndarray  #: (N, 1) output of the optimal network
-    W1: np.ndarray  #: (d, m) first-layer weights u_j as columns
-    W2: np.ndarray  #: (m, 1) output weights alpha_j
-    patterns: np.ndarray  #: (P, N) booleans, the activation patterns used
+    X: Any  #: (N, 1) output of the optimal network (numpy, or a tensor for tensor input)
+    W1: Any  #: (d, m) first-layer weights u_j as columns
+    W2: Any  #: (m, 1) output weights alpha_j
+    patterns: Any  #: (P, N) booleans, the activation patterns used
     exact: bool  #: every pattern enumerated: objective is the global optimum
     status: str  #: solver status
     solver: str
@@ -135,6 +135,7 @@ def convex_relu(
     import cvxpy as cp
 
     func = "convex_relu"
+    A_in = A
     A = check_array(A, "A", func, ndim=2)
     A = A.detach().cpu().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
     Y = check_array(Y, "Y", func, ndim=(1, 2))
@@ -183,4 +184,10 @@ def convex_relu(
     W1 = np.array(cols).T.reshape(d, -1)
     W2 = np.array(outs).reshape(-1, 1)
     X = (Dm * (A @ (V.value - W.value).T)).sum(axis=1, keepdims=True)
+    if is_tensor(A_in):  # a tensor in, tensors out on its device and dtype
+        import torch
+
+        dt = A_in.dtype if A_in.is_floating_point() else torch.float64
+        X, W1, W2 = (torch.as_tensor(x).to(device=A_in.device, dtype=dt) for x in (X, W1, W2))
+        D = torch.as_tensor(D).to(A_in.device)
     return ConvexReLUResult(float(prob.value), X, W1, W2, D, exact, prob.status, solver)
