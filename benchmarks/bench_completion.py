@@ -18,8 +18,9 @@ Methods, each run to the same optimum:
 The reference is a proven lower bound on the optimum, ``F* >= F(grow) - bound``, from
 ``hdlcore.certify`` with an exact SVD (untimed); every method's relative gap to it is reported,
 and a method "reaches the optimum" when it is at most 1e-6. Timings are interleaved
-(A B C D A B C D ...) and the median is quoted; the machine's load average is recorded before
-and after. The growth exponent of ``grow`` is fitted over n = 250 ... 4000.
+(A B C D A B C D ...) and the median is quoted (``grow``, the cheapest, runs three times per
+round); the machine's load average is recorded before and after. The growth exponent of
+``grow`` is fitted over n = 250 ... 4000.
 
     python benchmarks/bench_completion.py                # full run (about 15 minutes on 2 cores)
     python benchmarks/bench_completion.py --threads 1    # every library on one thread
@@ -125,15 +126,19 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def interleaved(Y, mask, lam, methods, repeats, kwargs):
-    """Time each method ``repeats`` times, interleaved; return {name: (times, objective)}."""
+def interleaved(Y, mask, lam, methods, repeats, kwargs, inner=None):
+    """Time each method in ``repeats`` interleaved rounds (A B C A B C ...); a method listed in
+    ``inner`` runs that many times per round (cheap ones: more samples at the same moments).
+    Returns {name: (times, objective)}."""
+    inner = inner or {}
     out = {m: ([], None) for m in methods}
     for _ in range(repeats):
         for m in methods:
-            t0 = time.perf_counter()
-            f = METHODS[m](Y, mask, lam, **kwargs.get(m, {}))
-            out[m][0].append(time.perf_counter() - t0)
-            out[m] = (out[m][0], f)
+            for _ in range(inner.get(m, 1)):
+                t0 = time.perf_counter()
+                f = METHODS[m](Y, mask, lam, **kwargs.get(m, {}))
+                out[m][0].append(time.perf_counter() - t0)
+                out[m] = (out[m][0], f)
     return out
 
 
@@ -201,7 +206,7 @@ def main(argv=None):
         kwargs = {}
         if "softimpute" in methods:
             kwargs["softimpute"] = {"threshold": softimpute_threshold(Y, mask, lam, f_low)}
-        timed = interleaved(Y, mask, lam, methods, repeats, kwargs)
+        timed = interleaved(Y, mask, lam, methods, repeats, kwargs, inner={"grow": 1 if quick else 3})
         for m, (times, f) in timed.items():
             gap = (f - f_low) / f_low
             row = dict(n=n, method=m, times_s=[round(t, 4) for t in times],

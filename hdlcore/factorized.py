@@ -278,6 +278,7 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start, acceler
     U_prev = V_prev = None
     alpha = 1.0  # extrapolation step along the last sweep's direction (adapted)
     best_g2, since_best = float("inf"), 0
+    last_decrease = float("inf")
     k = 0
     for k in range(1, max_iter + 1):
         U, _, g2 = _ridge_rows(Yt, Mf, V, lam, U)
@@ -286,7 +287,8 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start, acceler
         objectives.append(f_new)
         times.append(time.perf_counter() - start)
         done = max(f - f_new, g2 * abs(f_new)) <= tol * max(abs(f_new), 1e-300)
-        f = f_new
+        slow = f - f_new > 0.3 * last_decrease  # linear convergence with a ratio above 0.3
+        last_decrease, f = f - f_new, f_new
         if done:
             return U, V, True, k
         # Stalled (at the rounding floor of this dtype, or converging too slowly to matter):
@@ -294,9 +296,9 @@ def _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start, acceler
         best_g2, since_best = (g2, 0) if g2 < 0.81 * best_g2 else (best_g2, since_best + 1)
         if since_best >= 50:
             return U, V, False, k
-        if accelerate and U_prev is not None:
-            # Extrapolate along the last sweep (a line search on the ALS trajectory); kept only
-            # if it lowers the objective, so the method stays monotone.
+        if accelerate and U_prev is not None and slow:
+            # Extrapolate along the last sweep (a line search on the ALS trajectory) when ALS is
+            # converging slowly; kept only if it lowers the objective, so the method stays monotone.
             Ue, Ve = U + alpha * (U - U_prev), V + alpha * (V - V_prev)
             fe = exact(Ue, Ve)
             if fe < f:

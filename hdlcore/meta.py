@@ -156,6 +156,7 @@ def grow(
     start = time.perf_counter()
     cur, sweeps, converged, cert = loose, 0, False, None
     prev_excess = None  # polar excess at the previous, looser descent of the same size
+    pol = None
     while True:
         if U.shape[1] > 0:
             U, V, _, ok, k = descend(prob, pair, U, V, lam, method=method, tol=cur,
@@ -166,11 +167,14 @@ def grow(
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
         # A loose Lanczos run first: its value is a lower bound, so a clear excess over 1 is
         # reliable; near 1 the value is refined before any decision.
-        near = prev_excess is not None  # the last test at this size was already close to 1
-        pol = pair._polar(R, method=growth_method, tol=1e-9 if near else 1e-4, rng=rng)
+        # Near 1 (a second test at the same size) Lanczos starts from the last top vector: the
+        # residual has barely changed. The final certificate always starts at random.
+        near = prev_excess is not None
+        warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
+        pol = pair._polar(R, method=growth_method, tol=1e-9 if near else 1e-3, rng=rng, v0=warm)
         omega = pol.value / lam
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
-            pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng)
+            pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng, v0=pol.v)
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)

@@ -231,7 +231,8 @@ class NormPair:
         res = self._polar(Zt, method=method, tol=tol, starts=starts, rng=rng)
         return PolarResult(res.value, back(res.u), back(res.v), res.kind, res.upper, res.detail)
 
-    def _polar(self, Z, *, method="auto", tol=1e-10, starts=8, rng=None, maximizer=True) -> PolarResult:
+    def _polar(self, Z, *, method="auto", tol=1e-10, starts=8, rng=None, maximizer=True,
+               v0=None) -> PolarResult:
         import torch
 
         if self.u.p == 1:  # vertices +-e_i (or e_i): row i against the v-ball
@@ -241,7 +242,7 @@ class NormPair:
         from .spectral import top_singular
 
         if not (self.u.nonneg or self.v.nonneg):
-            s = top_singular(Z, method=method, tol=tol, rng=rng, vectors=maximizer)
+            s = top_singular(Z, method=method, tol=tol, rng=rng, vectors=maximizer, v0=v0)
             kind = s.kind
             detail = "sigma_1(Z), " + (
                 "full SVD" if kind == "exact" else

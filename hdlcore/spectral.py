@@ -140,7 +140,7 @@ def sigma_max(
 
 
 def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int = 400,
-                 rng: np.random.Generator | None = None, vectors: bool = True) -> SigmaMax:
+                 rng: np.random.Generator | None = None, vectors: bool = True, v0=None) -> SigmaMax:
     """Internal (trusted arguments, tensors in and out): see :func:`sigma_max`."""
     import torch
 
@@ -156,10 +156,11 @@ def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int 
             u = v = None
         eps = float(torch.finfo(A.dtype).eps)
         return SigmaMax(value, u, v, "exact", value * (1 + max(m, n) * eps), 0.0, 0, True)
-    return _lanczos(A, tol=tol, max_steps=max_steps, rng=rng if rng is not None else np.random.default_rng())
+    rng = rng if rng is not None else np.random.default_rng()
+    return _lanczos(A, tol=tol, max_steps=max_steps, rng=rng, v0=v0)
 
 
-def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator) -> SigmaMax:
+def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator, v0=None) -> SigmaMax:
     """Golub-Kahan-Lanczos with full reorthogonalization; top Ritz triplet."""
     import torch
 
@@ -170,12 +171,16 @@ def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator) -> Sigm
     dev, dt = A.device, A.dtype
     Vk = torch.zeros(n, k_max + 1, dtype=dt, device=dev)  # right Lanczos vectors (columns)
     Uk = torch.zeros(m, k_max, dtype=dt, device=dev)  # left Lanczos vectors
-    v = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
+    if v0 is None:  # a random start (the default, and what a certificate uses)
+        v = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
+    else:  # a warm start (used inside hdlcore.grow, never by a certificate)
+        noise = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
+        v = v0.to(dtype=dt, device=dev) + 1e-3 * noise / n**0.5
     Vk[:, 0] = v / torch.linalg.vector_norm(v)
     alphas: list[float] = []
     betas: list[float] = []
     tiny = float(torch.finfo(dt).eps) * max(fro, float(torch.finfo(dt).tiny))
-    best, k = None, 0
+    k = 0
     for j in range(k_max):
         if j == 0:
             p = A @ Vk[:, 0]  # (m, n) @ (n,) -> (m,)
@@ -196,12 +201,10 @@ def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator) -> Sigm
         if not invariant:
             Vk[:, j + 1] = q / beta
         if invariant or k == k_max or (k >= 8 and k % 4 == 0):
-            best = _ritz(Uk, Vk, alphas, betas, k)
-            if invariant or best[3] <= tol * best[0]:
+            value, resid = _ritz_value(alphas, betas, k)
+            if invariant or resid <= tol * value:
                 break
-    if best is None or best[4] != k:
-        best = _ritz(Uk, Vk, alphas, betas, k)
-    value, u, v, resid, _ = best
+    value, u, v, resid = _ritz(Uk, Vk, alphas, betas, k)
     converged = resid <= tol * value or k == min(m, n)
     return SigmaMax(value, u, v, "krylov", fro, resid, k, bool(converged))
 
@@ -217,21 +220,33 @@ def _reorthogonalize(p, Q):
     return p
 
 
+def _bidiagonal_svd(alphas, betas, k):
+    """SVD of the k x k upper bidiagonal matrix of the Lanczos coefficients (CPU, float64)."""
+    import torch
+
+    B = torch.diag(torch.tensor(alphas[:k], dtype=torch.float64))
+    if k > 1:
+        B = B + torch.diag(torch.tensor(betas[: k - 1], dtype=torch.float64), 1)
+    return torch.linalg.svd(B)
+
+
+def _ritz_value(alphas, betas, k):
+    """Top Ritz value and its residual ``beta_k |p_k|`` (no vectors: the convergence test)."""
+    P, S, _ = _bidiagonal_svd(alphas, betas, k)
+    return float(S[0]), abs(betas[k - 1] * float(P[k - 1, 0]))
+
+
 def _ritz(Uk, Vk, alphas, betas, k):
-    """Top Ritz triplet of the k-step bidiagonalization and its residual ``beta_k |p_k|``."""
+    """Top Ritz triplet of the k-step bidiagonalization and its residual."""
     import torch
 
     if k == 0:
-        return 0.0, Uk[:, 0] * 0, Vk[:, 0], 0.0, 0
-    a = torch.tensor(alphas[:k], dtype=torch.float64)
-    B = torch.diag(a)
-    if k > 1:
-        B = B + torch.diag(torch.tensor(betas[: k - 1], dtype=torch.float64), 1)
-    P, S, Qh = torch.linalg.svd(B)  # k x k, on the CPU in float64
+        return 0.0, Uk[:, 0] * 0, Vk[:, 0], 0.0
+    P, S, Qh = _bidiagonal_svd(alphas, betas, k)
     resid = abs(betas[k - 1] * float(P[k - 1, 0]))
     dt, dev = Uk.dtype, Uk.device
-    u = Uk[:, :k] @ P[:, 0].to(dtype=dt, device=dev)
-    v = Vk[:, :k] @ Qh[0].to(dtype=dt, device=dev)
+    u = Uk[:, :k] @ P[:, 0].to(dtype=dt, device=dev)  # (m, k) @ (k,) -> (m,)
+    v = Vk[:, :k] @ Qh[0].to(dtype=dt, device=dev)  # (n, k) @ (k,) -> (n,)
     u = u / torch.linalg.vector_norm(u)
     v = v / torch.linalg.vector_norm(v)
-    return float(S[0]), u, v, float(resid), k
+    return float(S[0]), u, v, float(resid)

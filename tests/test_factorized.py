@@ -33,7 +33,7 @@ def test_large_enough_size_reaches_the_convex_optimum(data, method):
 
 def test_undersized_stationary_point_is_not_global(data):
     _, f_star, k = _svt(data, 1.5)
-    res = hd.solve_factorized(data, 1.5, k - 1, rng=1)
+    res = hd.solve_factorized(data, 1.5, k - 1, rng=1, tol=1e-15)
     cert = res.certificate
     assert res.converged and not cert.is_global
     assert cert.polar > 1.1
