@@ -163,6 +163,31 @@ def _objective_parts(model, A, Y, loss, regularizer, precision, scale=1.0, norms
     return value, _theta(norms, regularizer).sum()
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when there is none (importing tqdm.auto in a notebook without
+    ipywidgets prints a warning even for a disabled bar)."""
+
+    disable = True
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, show: bool):
+    """A tqdm progress bar (notebook-aware) when ``show``, else a silent stand-in."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="train", leave=False)
+
+
 def train_step(model: ParallelSubnetworks, A: torch.Tensor, Y: torch.Tensor, lam: float, lr: float, *,
                loss: str = "squared", regularizer: str = "product", scale: float = 1.0,
                precision: str = "full", rebalance: bool = True) -> torch.Tensor:
@@ -338,8 +363,6 @@ def train(
     if log_every is None:
         log_every = 1 if full else max(1, N // batch_size)
     log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     if rebalance:  # the initial layers may be far from balanced: this changes neither X nor Theta
         _prox(list(model.weights), 0.0, lam, regularizer, None, True)
@@ -347,14 +370,14 @@ def train(
         if full:
             hists, conv, n_done, lr_used = full_batch(
                 model, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision,
-                log_every, tqdm(total=steps, disable=not progress, desc="train", leave=False))
+                log_every, progress_bar(steps, progress))
             hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
             converged = None if tol is None else conv[0]
             residual = _gradient_mapping(model, A_t, Y_t, lam, loss, regularizer, lr_used, precision)[0]
         else:
             hist, converged, residual, n_done, lr_used = mini_batch(
                 model, A_t, Y_t, lam, loss, regularizer, steps, lr, batch_size, rebalance, precision,
-                log_every, gen, tol, tqdm(total=steps, disable=not progress, desc="train", leave=False))
+                log_every, gen, tol, progress_bar(steps, progress))
         value, reg = _objective_parts(model, A_t, Y_t, loss, regularizer, precision)
     value, reg = float(value.detach()), float(reg)
     if converged is False:

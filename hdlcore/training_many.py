@@ -19,7 +19,15 @@ from ._proximal import full_batch
 from ._validation import check_choice, check_scalar, param_error, warn_not_converged
 from .network_regularizers import _prox
 from .networks import ParallelSubnetworks
-from .training import TrainResult, _auto_threads, _check_model, _gradient_mapping, _prepare, _threads
+from .training import (
+    TrainResult,
+    _auto_threads,
+    _check_model,
+    _gradient_mapping,
+    _prepare,
+    _threads,
+    progress_bar,
+)
 
 __all__ = ["train_many"]
 
@@ -95,8 +103,6 @@ def train_many(
         conv=first.conv or None, input_shape=first.input_shape)
     dev = A_t.device
     groups = torch.repeat_interleave(torch.arange(len(models), device=dev), torch.tensor(sizes, device=dev))
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     if rebalance:  # as in train: balanced layers, the same outputs and product regularizer
         _prox(list(big.weights), 0.0, lam, regularizer, None, True)
@@ -105,7 +111,7 @@ def train_many(
     with _threads(threads):
         hists, conv, n_done, lrs = full_batch(
             big, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision, log_every,
-            tqdm(total=steps, disable=True), groups=groups, M=len(models))
+            progress_bar(steps, False), groups=groups, M=len(models))
         seconds = time.perf_counter() - start
         out, offset = [], 0
         for i, m in enumerate(models):

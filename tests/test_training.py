@@ -246,3 +246,15 @@ def test_cuda_training_matches_cpu(spirals):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-11)
     res = hd.train(gpu, A, Y, 0.3, steps=50, tol=None, precision="tf32")
     assert res.device.startswith("cuda") and np.isfinite(res.objective)
+
+
+def test_convolutional_subnetworks_train_and_certify():
+    A, labels = hd.data.digits()
+    A, labels = A[:120], labels[:120]
+    Y = np.eye(10)[labels]
+    net = hd.ParallelSubnetworks(64, 10, 4, hidden=(8,), conv=[(3, 3, 2)], input_shape=(1, 8, 8), rng=0,
+                                 dtype=F64)
+    res = hd.train(net, A, Y, 0.5, loss="cross_entropy", steps=40, tol=None)
+    assert res.objective < res.history["objective"][0]
+    cert = hd.certify_network(net, A, Y, 0.5, loss="cross_entropy", num_starts=4, steps=10, rng=0)
+    assert cert.polar_kind == "lower_bound" and cert.polar_upper >= cert.polar
