@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 
-import cvxpy as cp
 import numpy as np
 import pytest
 import torch
@@ -66,6 +65,7 @@ def test_train_is_bit_for_bit_repeatable_for_a_seed(spirals, batch_size):
 
 def test_single_linear_subnetwork_matches_cvxpy_group_lasso():
     """K = 1, r = 1: min 1/2||Y - A W||^2 + lam ||W||_F is convex: compare with cvxpy."""
+    cp = pytest.importorskip("cvxpy")
     rng = np.random.default_rng(0)
     A, Y = rng.standard_normal((30, 5)), rng.standard_normal((30, 3))
     lam = 4.0
@@ -134,6 +134,7 @@ def test_train_many_rejects_mixed_architectures(spirals):
 
 def test_fit_last_layer_matches_cvxpy_group_lasso(spirals):
     """Given the first layers, the last layer solves a group lasso: compare with cvxpy."""
+    cp = pytest.importorskip("cvxpy")
     A, Y = spirals
     net = _net(r=7, hidden=(3,), seed=4)
     lam = 0.8
