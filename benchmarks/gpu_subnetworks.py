@@ -118,6 +118,12 @@ def measure_speed(size, ceil, lam, lr, repeats, device):
               flush=True)
     speedup = med["loop of modules, step fp32"] / med["batched step fp32"]
     pct = 100 * fl["executed"] / med["batched step fp32"] / ceil["fp32"]
+    with torch.no_grad():
+        final = float(0.5 * ((net(A) - Y) ** 2).mean())
+    healthy = final == final and final < 1e6 and int(net.active().sum()) == r
+    print(f"timed runs {'stayed finite with every subnetwork active' if healthy else 'DIVERGED'} "
+          f"(mean loss {final:.3g})", flush=True)
+    rows.append({"variant": "health of the timed runs", "finite_and_all_active": healthy, "mean_loss": final})
     return rows, speedup, pct
 
 
@@ -163,21 +169,23 @@ def main() -> int:
     net_d, A_d, Y_d = make_problem(**small, dtype=torch.float32, device=device, seed=3)
     net_c = hd.ParallelSubnetworks.from_weights([w.detach().double().cpu() for w in net_d.weights])
     A_c, Y_c = A_d.double().cpu(), Y_d.double().cpu()
-    for _ in range(5):
-        hd.train_step(net_d, A_d, Y_d, lam, 1e-2)
-        hd.train_step(net_c, A_c, Y_c, lam, 1e-2)
+    for _ in range(5):  # mean loss, a modest step: the weights move and stay finite
+        hd.train_step(net_d, A_d, Y_d, lam, 0.1, scale=1 / small["batch"])
+        hd.train_step(net_c, A_c, Y_c, lam, 0.1, scale=1 / small["batch"])
     dev_vs_cpu = max(float((a.detach().double().cpu() - b.detach()).abs().max() / b.detach().abs().max())
                      for a, b in zip(net_d.weights, net_c.weights, strict=True))
     net64, A64, Y64 = make_problem(**small, dtype=torch.float64, device=device, seed=4)
     mods64 = net64.to_modules()
-    s_b, s_l = batched_step_factory(net64, lam, 1e-2), loop_step_factory(mods64, lam, 1e-2)
+    s_b = batched_step_factory(net64, lam, 0.1, scale=1 / small["batch"])
+    s_l = loop_step_factory(mods64, lam, 0.1, scale=1 / small["batch"])
     for _ in range(5):
         s_b(A64, Y64)
         s_l(A64, Y64)
     batched_vs_loop = max(
         float((m[2 * k].weight.detach().T - net64.weights[k].detach()[i]).abs().max())
         for i, m in enumerate(mods64) for k in range(len(small["hidden"]) + 1))
-    ok = dev_vs_cpu <= 1e-4 and batched_vs_loop <= 1e-12
+    finite = all(bool(torch.isfinite(w).all()) for w in net_c.weights) and int(net_c.active().sum()) > 0
+    ok = dev_vs_cpu <= 1e-4 and batched_vs_loop <= 1e-12 and finite
     failed |= not ok
     out["correctness"] = {"device_fp32_vs_cpu_fp64_max_rel": dev_vs_cpu,
                           "batched_vs_loop_fp64_max_abs": batched_vs_loop, "passed": ok}
