@@ -125,7 +125,7 @@ def test_float32_and_torch():
 
 
 def test_large_matrices_use_lanczos_and_say_so():
-    Y, _ = hd.low_rank_matrix(700, 80, 3, noise=0.1, rng=8)  # 700 * 80 * 80 > 500**3 ... exact
+    Y, _ = hd.low_rank_matrix(700, 80, 3, noise=0.1, rng=8)  # small enough for "auto" to be exact
     res = hd.grow(Y, 5.0, rng=0, polar_method="krylov")
     assert res.certificate.polar_kind == "krylov" and not res.certificate.is_global
     assert res.certificate.is_global_estimate and res.converged
