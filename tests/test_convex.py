@@ -171,6 +171,6 @@ def test_cuda_tensors_stay_on_the_gpu():
         res = hd.solve_convex(torch.tensor(Y, dtype=dtype, device="cuda"), 1.0,
                               torch.tensor(mask, device="cuda"))
         assert res.X.device.type == "cuda" and res.X.dtype == dtype
-        assert res.objective == pytest.approx(ref.objective, rel=1e-5)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-9 if dtype == torch.float64 else 1e-4)
     P = hd.prox_nuclear(torch.tensor(Y, device="cuda"), 1.0)
     assert P.device.type == "cuda"
