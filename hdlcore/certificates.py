@@ -227,7 +227,8 @@ def certify(
 
     Notes
     -----
-    With :math:`R = M\\odot(Y - UV^\\top)`, :math:`Z = R/\\lambda`,
+    Used in Chapter 3 (and by Chapter 5 on the dropout optimum). With
+    :math:`R = M\\odot(Y - UV^\\top)`, :math:`Z = R/\\lambda`,
     :math:`\\Theta = \\sum_i\\theta(u_i, v_i)`:
 
     .. math::

@@ -148,6 +148,9 @@ def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
                          norms: Any = ("l2", "l2")) -> float:
     """:math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)` (float64).
 
+    The factorized objective at any point, for any norm pair; used in Chapter 3 to compare
+    factorized and convex objectives.
+
     Examples
     --------
     >>> import numpy as np

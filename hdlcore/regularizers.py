@@ -352,7 +352,15 @@ NORM_PAIRS: dict[tuple[str, str], NormPair] = {
 
 
 def norm_pair(norms: Any, func: str = "norm_pair", name: str = "norms") -> NormPair:
-    """Look up a pair: ``("l2", "l2")``, ``"l1/l2"`` or a :class:`NormPair`; a clear error otherwise."""
+    """Look up a pair: ``("l2", "l2")``, ``"l1/l2"`` or a :class:`NormPair`; a clear error otherwise.
+
+    Used in Chapter 3 (the row-sparse pair and the induced norms).
+
+    Examples
+    --------
+    >>> norm_pair("l1/l2").name, norm_pair(("l2+", "l2")).closed_form
+    ('l1/l2', False)
+    """
     if isinstance(norms, NormPair):
         return norms
     key = tuple(norms.split("/")) if isinstance(norms, str) else norms

@@ -110,8 +110,9 @@ def sigma_max(
 
     Notes
     -----
-    Lanczos works on :math:`A^\\top A` implicitly (Golub and Kahan, 1965):
-    :math:`A V_k = U_k B_k`, :math:`A^\\top U_k = V_k B_k^\\top + \\beta_k v_{k+1} e_k^\\top`, and the
+    Used in Chapter 3 by the certificates. Lanczos works on :math:`A^\\top A` implicitly
+    (Golub and Kahan, 1965): :math:`A V_k = U_k B_k`,
+    :math:`A^\\top U_k = V_k B_k^\\top + \\beta_k v_{k+1} e_k^\\top`, and the
     residual of the top Ritz triplet :math:`(\\theta, U_k p, V_k q)` is :math:`\\beta_k |p_k|`.
 
     References
