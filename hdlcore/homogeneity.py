@@ -27,11 +27,14 @@ from ._scaling import Problem, build_problem, directional_derivative, evaluate_s
 from ._validation import HypothesisWarning, check_scalar
 
 __all__ = ["DegreeResult", "DegreeCheck", "degree", "euler_degree", "check_degrees",
-           "balanced_rescaling", "default_rtol", "DEFAULT_SCALES"]
+           "balanced_rescaling", "default_rtol", "DEFAULT_SCALES", "HALF_SCALES"]
 
 #: Scales tried by default: irregular on purpose (a function that is homogeneous only at powers of
 #: two, or only for a near 1, is caught), from 0.3 to 3.7.
 DEFAULT_SCALES = (0.3, 0.55, 0.8, 1.3, 2.1, 3.7)
+#: Default scales in float16 / bfloat16, whose narrow range cannot hold ``a^p f`` for a deep
+#: network over :data:`DEFAULT_SCALES` (0.3^8 underflows to subnormals, 3.7^8 overflows).
+HALF_SCALES = (0.8, 0.9, 1.12, 1.25)
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,23 @@ class DegreeCheck:
     regularizer: DegreeResult
 
 
-def _fit(problem: Problem, scales: tuple[float, ...], rtol: float | None, euler: bool) -> DegreeResult:
+def _fit(problem: Problem, scales: tuple[float, ...] | None, rtol: float | None,
+         euler: bool) -> DegreeResult:
+    extra = []
+    if scales is None:
+        import torch
+
+        half = problem.dtype in (torch.float16, torch.bfloat16)
+        scales = HALF_SCALES if half else DEFAULT_SCALES
+        if half:
+            extra.append(f"{problem.dtype} has a narrow range: scales narrowed to {HALF_SCALES}")
     F0, Fa = evaluate_scales(problem, scales)  # (n,) float64 numpy, (len(scales), n)
+    notes = list(problem.notes) + extra
     dtype_eps = problem.eps
     tol = float(rtol) if rtol is not None else default_rtol(dtype_eps)
     what, func = problem.describe, problem.func
     peak = float(np.abs(F0).max())
     log_a = np.log(np.asarray(scales))
-    notes = list(problem.notes)
     if peak == 0.0:
         moved = np.abs(Fa).max(axis=1)
         if not moved.any():
@@ -169,9 +181,9 @@ def default_rtol(eps: float) -> float:
     return 2.0 * eps ** (2.0 / 3.0)
 
 
-def _check_scales(scales: Any, func: str) -> tuple[float, ...]:
+def _check_scales(scales: Any, func: str) -> tuple[float, ...] | None:
     if scales is None:
-        return DEFAULT_SCALES
+        return None  # the default depends on the dtype: see _fit
     seq = [scales] if np.ndim(scales) == 0 else list(np.asarray(scales, dtype=object).ravel())
     values = tuple(check_scalar(a, "scales", func, gt=0) for a in seq)
     values = tuple(a for a in values if a != 1.0)
@@ -216,7 +228,8 @@ def degree(
         Scale tensor ``j`` by ``a ** powers[j]`` instead of ``a`` (weighted homogeneity, e.g. the
         bias of layer ``k`` by ``a^k``); aligned with the scaled tensors, or keyed by parameter name.
     scales : sequence of float, optional
-        The scales ``a > 0`` tried (default :data:`DEFAULT_SCALES`; ``a = 1`` is dropped).
+        The scales ``a > 0`` tried (default :data:`DEFAULT_SCALES`, :data:`HALF_SCALES` in float16
+        and bfloat16; ``a = 1`` is dropped).
     rtol : float, optional
         Tolerance on the relative deviation; default ``2 eps^(2/3)`` of the output's dtype
         (7.3e-11 in float64, 4.8e-5 in float32, 2e-2 in float16, and in float32 on CUDA when

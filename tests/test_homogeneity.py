@@ -650,3 +650,13 @@ def test_integer_inputs_tied_weights_tuple_inputs_and_half_precision():
     half = mlp([4, 8, 2], dtype=torch.bfloat16)
     result = hd.degree(half, inputs=torch.randn(16, 4, dtype=torch.bfloat16))
     assert result.homogeneous and result.degree == 2 and result.rtol > 0.05
+
+
+def test_half_precision_uses_narrow_scales():
+    # a^p f over the default scales leaves float16's range for a deep network (seen on an H100)
+    torch.manual_seed(0)
+    layers = [m for _ in range(8) for m in (nn.Linear(64, 64, bias=False), nn.ReLU())][:-1]
+    net = nn.Sequential(*layers).to(torch.bfloat16)
+    result = hd.degree(net, inputs=torch.randn(16, 64, dtype=torch.bfloat16))
+    assert result.degree == 8 and result.scales == hd.homogeneity.HALF_SCALES
+    assert any("narrow range" in n for n in result.notes)
