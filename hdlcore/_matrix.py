@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._backend import as_tensor, is_tensor
-from ._validation import check_array, check_mask, check_scalar, param_error
+from ._validation import check_array, check_choice, check_mask, check_scalar, param_error
 
 __all__: list[str] = []
 
@@ -122,6 +122,32 @@ def factor(A: Any, name: str, func: str, rows: int, ref) -> Any:
     A = check_array(A, name, func, ndim=2, shape=(rows, None), min_size=0)
     At, _ = as_tensor(A)
     return At.to(dtype=ref.dtype, device=ref.device)
+
+
+def factors(prob: Problem, U: Any, V: Any, func: str, pair=None,
+            names: tuple[str, str] = ("U", "V")) -> tuple[Any, Any]:
+    """Validate a point ``(U, V)`` of the problem: shapes, equal sizes, and the sign constraints
+    of ``pair`` (a norm pair) when given; both moved to the problem's dtype and device."""
+    m, n = prob.shape
+    U = factor(U, names[0], func, m, prob.Y)
+    V = factor(V, names[1], func, n, prob.Y)
+    if U.shape[1] != V.shape[1]:
+        raise param_error(names[1], func, f"an array with as many columns as {names[0]} ({U.shape[1]})", V)
+    if pair is not None:
+        for side, A, name in ((pair.u, U, names[0]), (pair.v, V, names[1])):
+            if side.nonneg and bool((A < 0).any()):
+                raise param_error(name, func, f"non-negative (norms {pair.name} constrain it)", A)
+    return U, V
+
+
+def descent_method(method: str, pair, func: str) -> str:
+    """Resolve ``method``: alternating least squares for l2/l2, proximal descent otherwise."""
+    method = check_choice(method, "method", func, ("auto", "als", "prox"))
+    if method == "auto":
+        return "als" if pair.name == "l2/l2" else "prox"
+    if method == "als" and pair.name != "l2/l2":
+        raise param_error("method", func, "'prox' or 'auto' for norms other than l2/l2", method)
+    return method
 
 
 def default_tol(dtype, tol64: float, tol32: float) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_tensor
-from ._validation import check_choice, check_scalar
+from ._validation import _describe, check_choice, check_scalar
 
 __all__ = ["Problem", "build_problem", "evaluate_scales", "directional_derivative"]
 
@@ -42,13 +42,6 @@ class Problem:
 
 def _err(name: str, func: str, expected: str, got: str, exc: type = ValueError) -> Exception:
     return exc(f"The '{name}' parameter of {func} must be {expected}. Got {got} instead.")
-
-
-def _describe(x: Any) -> str:
-    if is_tensor(x) or isinstance(x, np.ndarray):
-        return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
-    text = repr(x)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_float_tensor(x: Any) -> bool:

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import default_tol, factor, prepare, small_on_one_thread
-from ._validation import check_array, check_choice, check_rng, check_scalar, param_error
+from ._matrix import default_tol, factors, prepare, small_on_one_thread
+from ._validation import check_array, check_choice, check_rng, check_scalar
 from .regularizers import PolarResult, norm_pair
 
 __all__ = ["Certificate", "polar", "certify"]
@@ -257,14 +257,7 @@ def certify(
     func = "certify"
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
-    m, n = prob.shape
-    U = factor(U, "U", func, m, prob.Y)
-    V = factor(V, "V", func, n, prob.Y)
-    if U.shape[1] != V.shape[1]:
-        raise param_error("V", func, f"an array with as many columns as U ({U.shape[1]})", V)
-    for side, A, name in ((pair.u, U, "U"), (pair.v, V, "V")):
-        if side.nonneg and bool((A < 0).any()):
-            raise param_error(name, func, f"non-negative (norms {pair.name} constrain it)", A)
+    U, V = factors(prob, U, V, func, pair)
     if tol is None:
         tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)

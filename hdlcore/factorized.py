@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import MatrixResult, default_tol, factor, prepare, small_on_one_thread
+from ._matrix import MatrixResult, default_tol, descent_method, factors, prepare, small_on_one_thread
 from ._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
 from .certificates import certificate
 from .regularizers import NormPair, norm_pair
@@ -116,11 +116,7 @@ def solve_factorized(
     func = "solve_factorized"
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
-    method = check_choice(method, "method", func, ("auto", "als", "prox"))
-    if method == "auto":
-        method = "als" if pair.name == "l2/l2" else "prox"
-    if method == "als" and pair.name != "l2/l2":
-        raise param_error("method", func, "'prox' or 'auto' for norms other than l2/l2", method)
+    method = descent_method(method, pair, func)
     if tol is None:
         tol = default_tol(prob.Y.dtype, 1e-12, 1e-6)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
@@ -160,11 +156,7 @@ def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
     func = "factorized_objective"
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
-    m, n = prob.shape
-    U = factor(U, "U", func, m, prob.Y)
-    V = factor(V, "V", func, n, prob.Y)
-    if U.shape[1] != V.shape[1]:
-        raise param_error("V", func, f"an array with as many columns as U ({U.shape[1]})", V)
+    U, V = factors(prob, U, V, func)
     return _objective(prob, pair, U, V, lam)
 
 
@@ -181,13 +173,7 @@ def start_point(prob, pair: NormPair, rank, U0, V0, rng, func):
         raise param_error("V0" if V0 is None else "U0", func, "given together with "
                           + ("U0" if V0 is None else "V0"), None)
     if U0 is not None:
-        U = factor(U0, "U0", func, m, prob.Y)
-        V = factor(V0, "V0", func, n, prob.Y)
-        if U.shape[1] != V.shape[1]:
-            raise param_error("V0", func, f"an array with as many columns as U0 ({U.shape[1]})", V0)
-        for side, A, name in ((pair.u, U, "U0"), (pair.v, V, "V0")):
-            if side.nonneg and bool((A < 0).any()):
-                raise param_error(name, func, f"non-negative (norms {pair.name} constrain it)", A)
+        U, V = factors(prob, U0, V0, func, pair, names=("U0", "V0"))
         return U.clone(), V.clone()
     rank = check_scalar(rank, "rank", func, kind="int", ge=1)
     scale = (float(torch.linalg.vector_norm(prob.Y)) / np.sqrt(m * n * rank)) ** 0.5

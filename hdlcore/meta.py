@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import MatrixResult, default_tol, prepare, small_on_one_thread
-from ._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
+from ._matrix import MatrixResult, default_tol, descent_method, prepare, small_on_one_thread
+from ._validation import check_choice, check_rng, check_scalar, warn_not_converged
 from .certificates import certificate
 from .factorized import _objective, descend, rebalance, start_point
 from .regularizers import norm_pair
@@ -121,11 +121,7 @@ def grow(
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
     m, n = prob.shape
-    method = check_choice(method, "method", func, ("auto", "als", "prox"))
-    if method == "auto":
-        method = "als" if pair.name == "l2/l2" else "prox"
-    if method == "als" and pair.name != "l2/l2":
-        raise param_error("method", func, "'prox' or 'auto' for norms other than l2/l2", method)
+    method = descent_method(method, pair, func)
     if tol is None:
         tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
