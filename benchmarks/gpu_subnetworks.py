@@ -45,6 +45,7 @@ from bench_subnetworks import (  # noqa: E402  (the loop baseline and FLOP count
     batched_step_factory,
     loop_step_factory,
     make_problem,
+    matmul_ceiling,
     step_flops,
     sync,
 )
@@ -54,21 +55,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ceiling(n: int, mode: str, device, repeats: int) -> float:
     """FLOP/s of an n^3 product in 'fp32' (IEEE), 'tf32' or 'bf16'."""
-    dtype = torch.bfloat16 if mode == "bf16" else torch.float32
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
     from hdlcore.training import _precision
 
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float32
     with _precision("tf32" if mode == "tf32" else "full", device.type):
-        times = []
-        for i in range(repeats + 3):
-            sync(device)
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            sync(device)
-            if i >= 3:
-                times.append(time.perf_counter() - t0)
-    return 2.0 * n**3 / statistics.median(times)
+        return matmul_ceiling(n, dtype, device, repeats)
 
 
 def timed(fn, n: int, device) -> float:
