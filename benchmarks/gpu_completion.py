@@ -91,8 +91,8 @@ def copy_bandwidth(device, dtype, n):
 
 def inner_step(Y, mask, lam, rank, device, dtype):
     """One ALS half-sweep of hdlcore's solver at size ``rank``: time and bytes streamed."""
-    from hdlcore._matrix import prepare
-    from hdlcore.factorized import _ridge_rows
+    from hdlcore.matrix.factorized import _ridge_rows
+    from hdlcore.matrix.problem import prepare
 
     prob, lam = prepare(Y, mask, lam, "inner_step")
     n = Y.shape[1]

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 import hdlcore as hd
-from hdlcore._proximal import _first_step
+from hdlcore.networks.proximal import _first_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_subnetworks import (  # noqa: E402  (the loop baseline and FLOP count, shared with the CPU benchmark)
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ceiling(n: int, mode: str, device, repeats: int) -> float:
     """FLOP/s of an n^3 product in 'fp32' (IEEE), 'tf32' or 'bf16'."""
-    from hdlcore.training import _precision
+    from hdlcore._runtime import precision as _precision
 
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
     with _precision("tf32" if mode == "tf32" else "full", device.type):
@@ -190,7 +190,7 @@ def main() -> int:
     net32 = hd.ParallelSubnetworks.from_weights([w.detach().float() for w in net.weights])
     A32, Y32 = A.float(), Y.float()
     grad_err = {}
-    from hdlcore.training import _precision
+    from hdlcore._runtime import precision as _precision
 
     for p in ("full", "tf32", "bf16"):
         with _precision(p, device.type):

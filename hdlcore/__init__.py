@@ -4,13 +4,20 @@ Solvers, certificates and GPU training for the book *Global optimality in deep l
 executable notes* (after R. Vidal's CVPR 2017 tutorial and B. Haeffele and R. Vidal's work).
 
 Every public name is listed once in ``_EXPORTS`` (name -> module) and loaded on first use, so
-``import hdlcore`` stays light: torch is imported only by the parts that need it.
+``import hdlcore`` stays light: torch is imported only by the parts that need it. The same names
+are imported under ``TYPE_CHECKING`` for editors and type checkers.
+
+The layout follows the book: :mod:`hdlcore.homogeneity` (Chapter 2), :mod:`hdlcore.matrix`
+(Chapter 3), :mod:`hdlcore.networks` (Chapter 4), :mod:`hdlcore.dropout` (Chapter 5), with
+:mod:`hdlcore.motivation` (Chapter 1), :mod:`hdlcore.data`, :mod:`hdlcore.notebook` and
+:mod:`hdlcore.plotting` beside them. ``hd.grow`` and ``hd.matrix.grow`` are the same function
+(defined in :mod:`hdlcore.matrix.meta`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -28,98 +35,300 @@ _EXPORTS: dict[str, str] = {
     "two_spirals": "data",
     # Chapter 1: motivation
     # Chapter 2: positive homogeneity
-    "DegreeCheck": "homogeneity",
-    "DegreeResult": "homogeneity",
-    "balanced_rescaling": "homogeneity",
-    "check_degrees": "homogeneity",
-    "degree": "homogeneity",
-    "euler_degree": "homogeneity",
+    "DegreeCheck": "homogeneity.degree",
+    "DegreeResult": "homogeneity.degree",
+    "balanced_rescaling": "homogeneity.degree",
+    "check_degrees": "homogeneity.degree",
+    "degree": "homogeneity.degree",
+    "euler_degree": "homogeneity.degree",
     # Chapter 3: matrix factorization
-    "prox_nuclear": "convex",
-    "solve_convex": "convex",
-    "solve_factorized": "factorized",
-    "factorized_objective": "factorized",
-    "grow": "meta",
-    "polar": "certificates",
-    "certify": "certificates",
-    "Certificate": "certificates",
-    "MatrixResult": "_matrix",
-    "NormPair": "regularizers",
-    "PolarResult": "regularizers",
-    "norm_pair": "regularizers",
-    "NORM_PAIRS": "regularizers",
-    "sigma_max": "spectral",
+    "prox_nuclear": "matrix.convex",
+    "solve_convex": "matrix.convex",
+    "solve_factorized": "matrix.factorized",
+    "factorized_objective": "matrix.factorized",
+    "grow": "matrix.meta",
+    "polar": "matrix.certificates",
+    "certify": "matrix.certificates",
+    "Certificate": "matrix.certificates",
+    "MatrixResult": "matrix.problem",
+    "NormPair": "matrix.norms",
+    "PolarResult": "matrix.norms",
+    "norm_pair": "matrix.norms",
+    "NORM_PAIRS": "matrix.norms",
+    "sigma_max": "matrix.spectral",
     # Chapter 4: deep extension
-    "ConvexReLUResult": "convex_networks",
-    "GrowNetworkResult": "network_growth",
-    "LastLayerResult": "last_layer",
-    "NetworkCertificate": "network_certificates",
-    "ParallelSubnetworks": "networks",
-    "PatternFitResult": "pattern_polish",
-    "TrainResult": "training",
-    "activation_patterns_2d": "convex_networks",
-    "certify_network": "network_certificates",
-    "convex_relu": "convex_networks",
-    "fit_last_layer": "last_layer",
-    "fit_within_patterns": "pattern_polish",
-    "grow_network": "network_growth",
-    "network_loss": "training",
-    "network_regularizer": "network_regularizers",
-    "polar_lower_bound": "network_polars",
-    "polar_one_hidden_2d": "network_polars",
-    "prox_subnetworks": "network_regularizers",
-    "rebalance": "network_regularizers",
-    "subnetwork_regularizer": "network_regularizers",
-    "train": "training",
-    "train_many": "training_many",
-    "train_step": "training",
+    "ConvexReLUResult": "networks.convex_oracle",
+    "GrowNetworkResult": "networks.meta",
+    "LastLayerResult": "networks.last_layer",
+    "NetworkCertificate": "networks.certificates",
+    "ParallelSubnetworks": "networks.model",
+    "PatternFitResult": "networks.patterns",
+    "TrainResult": "networks.training",
+    "activation_patterns_2d": "networks.convex_oracle",
+    "certify_network": "networks.certificates",
+    "convex_relu": "networks.convex_oracle",
+    "fit_last_layer": "networks.last_layer",
+    "fit_within_patterns": "networks.patterns",
+    "grow_network": "networks.meta",
+    "network_loss": "networks.problem",
+    "network_regularizer": "networks.regularizers",
+    "polar_lower_bound": "networks.polars",
+    "polar_one_hidden_2d": "networks.polars",
+    "prox_subnetworks": "networks.regularizers",
+    "rebalance": "networks.regularizers",
+    "subnetwork_regularizer": "networks.regularizers",
+    "train": "networks.training",
+    "train_many": "networks.training_many",
+    "train_step": "networks.proximal",
     # Chapter 5: dropout
-    "DropoutOptimum": "dropout_regularizer",
-    "DropoutTraining": "dropout_training",
-    "MonteCarloEstimate": "dropout",
-    "column_products": "dropout",
-    "dropconnect_penalty": "dropconnect",
-    "dropconnect_risk": "dropconnect",
-    "dropconnect_risk_exact": "dropconnect",
-    "dropconnect_risk_mc": "dropconnect",
-    "dropout_global_minimum": "dropout_regularizer",
-    "dropout_lambda": "dropout",
-    "dropout_objective": "dropout_training",
-    "dropout_omega": "dropout_regularizer",
-    "dropout_optimum": "dropout_regularizer",
-    "dropout_penalty": "dropout",
-    "dropout_risk": "dropout",
-    "dropout_risk_exact": "dropout",
-    "dropout_risk_mc": "dropout",
-    "duplicate_columns": "dropout",
-    "equalized_factorization": "dropout_regularizer",
-    "keep_schedule": "dropout",
-    "squared_nuclear_shrinkage": "dropout_regularizer",
-    "train_dropout": "dropout_training",
+    "DropoutOptimum": "dropout.regularizer",
+    "DropoutTraining": "dropout.training",
+    "MonteCarloEstimate": "dropout.risk",
+    "column_products": "dropout.risk",
+    "dropconnect_penalty": "dropout.dropconnect",
+    "dropconnect_risk": "dropout.dropconnect",
+    "dropconnect_risk_exact": "dropout.dropconnect",
+    "dropconnect_risk_mc": "dropout.dropconnect",
+    "dropout_global_minimum": "dropout.regularizer",
+    "dropout_lambda": "dropout.risk",
+    "dropout_objective": "dropout.training",
+    "dropout_omega": "dropout.regularizer",
+    "dropout_optimum": "dropout.regularizer",
+    "dropout_penalty": "dropout.risk",
+    "dropout_risk": "dropout.risk",
+    "dropout_risk_exact": "dropout.risk",
+    "dropout_risk_mc": "dropout.risk",
+    "duplicate_columns": "dropout.risk",
+    "equalized_factorization": "dropout.regularizer",
+    "keep_schedule": "dropout.risk",
+    "squared_nuclear_shrinkage": "dropout.regularizer",
+    "train_dropout": "dropout.training",
 }
 
 _SUBMODULES = {
-    "certificates",
-    "convex",
     "data",
-    "dropconnect",
     "dropout",
-    "dropout_regularizer",
-    "dropout_training",
-    "factorized",
     "homogeneity",
-    "meta",
-    "network_certificates",
-    "network_polars",
-    "network_regularizers",
+    "matrix",
+    "motivation",
     "networks",
     "notebook",
     "plotting",
-    "regularizers",
-    "spectral",
 }
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test keeps it in step)
+    from . import data, dropout, homogeneity, matrix, motivation, networks, notebook, plotting
+    from ._validation import (
+        ConvergenceWarning,
+        HypothesisWarning,
+    )
+    from .data import (
+        low_rank_matrix,
+        random_mask,
+        two_spirals,
+    )
+    from .dropout.dropconnect import (
+        dropconnect_penalty,
+        dropconnect_risk,
+        dropconnect_risk_exact,
+        dropconnect_risk_mc,
+    )
+    from .dropout.regularizer import (
+        DropoutOptimum,
+        dropout_global_minimum,
+        dropout_omega,
+        dropout_optimum,
+        equalized_factorization,
+        squared_nuclear_shrinkage,
+    )
+    from .dropout.risk import (
+        MonteCarloEstimate,
+        column_products,
+        dropout_lambda,
+        dropout_penalty,
+        dropout_risk,
+        dropout_risk_exact,
+        dropout_risk_mc,
+        duplicate_columns,
+        keep_schedule,
+    )
+    from .dropout.training import (
+        DropoutTraining,
+        dropout_objective,
+        train_dropout,
+    )
+    from .homogeneity.degree import (
+        DegreeCheck,
+        DegreeResult,
+        balanced_rescaling,
+        check_degrees,
+        degree,
+        euler_degree,
+    )
+    from .matrix.certificates import (
+        Certificate,
+        certify,
+        polar,
+    )
+    from .matrix.convex import (
+        prox_nuclear,
+        solve_convex,
+    )
+    from .matrix.factorized import (
+        factorized_objective,
+        solve_factorized,
+    )
+    from .matrix.meta import (
+        grow,
+    )
+    from .matrix.norms import (
+        NORM_PAIRS,
+        NormPair,
+        PolarResult,
+        norm_pair,
+    )
+    from .matrix.problem import (
+        MatrixResult,
+    )
+    from .matrix.spectral import (
+        sigma_max,
+    )
+    from .networks.certificates import (
+        NetworkCertificate,
+        certify_network,
+    )
+    from .networks.convex_oracle import (
+        ConvexReLUResult,
+        activation_patterns_2d,
+        convex_relu,
+    )
+    from .networks.last_layer import (
+        LastLayerResult,
+        fit_last_layer,
+    )
+    from .networks.meta import (
+        GrowNetworkResult,
+        grow_network,
+    )
+    from .networks.model import (
+        ParallelSubnetworks,
+    )
+    from .networks.patterns import (
+        PatternFitResult,
+        fit_within_patterns,
+    )
+    from .networks.polars import (
+        polar_lower_bound,
+        polar_one_hidden_2d,
+    )
+    from .networks.problem import (
+        network_loss,
+    )
+    from .networks.proximal import (
+        train_step,
+    )
+    from .networks.regularizers import (
+        network_regularizer,
+        prox_subnetworks,
+        rebalance,
+        subnetwork_regularizer,
+    )
+    from .networks.training import (
+        TrainResult,
+        train,
+    )
+    from .networks.training_many import (
+        train_many,
+    )
+    from .notebook import (
+        check,
+        setup,
+    )
+
+# Spelled out so that tools see it; a test checks it equals the export map plus the subpackages.
+__all__ = [
+    "Certificate",
+    "ConvergenceWarning",
+    "ConvexReLUResult",
+    "DegreeCheck",
+    "DegreeResult",
+    "DropoutOptimum",
+    "DropoutTraining",
+    "GrowNetworkResult",
+    "HypothesisWarning",
+    "LastLayerResult",
+    "MatrixResult",
+    "MonteCarloEstimate",
+    "NORM_PAIRS",
+    "NetworkCertificate",
+    "NormPair",
+    "ParallelSubnetworks",
+    "PatternFitResult",
+    "PolarResult",
+    "TrainResult",
+    "__version__",
+    "activation_patterns_2d",
+    "balanced_rescaling",
+    "certify",
+    "certify_network",
+    "check",
+    "check_degrees",
+    "column_products",
+    "convex_relu",
+    "data",
+    "degree",
+    "dropconnect_penalty",
+    "dropconnect_risk",
+    "dropconnect_risk_exact",
+    "dropconnect_risk_mc",
+    "dropout",
+    "dropout_global_minimum",
+    "dropout_lambda",
+    "dropout_objective",
+    "dropout_omega",
+    "dropout_optimum",
+    "dropout_penalty",
+    "dropout_risk",
+    "dropout_risk_exact",
+    "dropout_risk_mc",
+    "duplicate_columns",
+    "equalized_factorization",
+    "euler_degree",
+    "factorized_objective",
+    "fit_last_layer",
+    "fit_within_patterns",
+    "grow",
+    "grow_network",
+    "homogeneity",
+    "keep_schedule",
+    "low_rank_matrix",
+    "matrix",
+    "motivation",
+    "network_loss",
+    "network_regularizer",
+    "networks",
+    "norm_pair",
+    "notebook",
+    "plotting",
+    "polar",
+    "polar_lower_bound",
+    "polar_one_hidden_2d",
+    "prox_nuclear",
+    "prox_subnetworks",
+    "random_mask",
+    "rebalance",
+    "setup",
+    "sigma_max",
+    "solve_convex",
+    "solve_factorized",
+    "squared_nuclear_shrinkage",
+    "subnetwork_regularizer",
+    "train",
+    "train_dropout",
+    "train_many",
+    "train_step",
+    "two_spirals",
+]
 
 
 def __getattr__(name: str) -> Any:

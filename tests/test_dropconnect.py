@@ -15,16 +15,17 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hdlcore.dropconnect import (
+from hdlcore.dropout import (
     SCHEMES,
     dropconnect_penalty,
     dropconnect_risk,
     dropconnect_risk_exact,
     dropconnect_risk_mc,
+    dropout_global_minimum,
+    dropout_penalty,
+    dropout_risk,
+    train_dropout,
 )
-from hdlcore.dropout import dropout_penalty, dropout_risk
-from hdlcore.dropout_regularizer import dropout_global_minimum
-from hdlcore.dropout_training import train_dropout
 
 MF_SCHEMES = [s for s in SCHEMES if s != "A"]
 

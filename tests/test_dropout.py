@@ -20,22 +20,21 @@ from hypothesis import strategies as st
 import hdlcore as hd
 from hdlcore.dropout import (
     column_products,
+    dropout_global_minimum,
     dropout_lambda,
+    dropout_objective,
+    dropout_omega,
+    dropout_optimum,
     dropout_penalty,
     dropout_risk,
     dropout_risk_exact,
     dropout_risk_mc,
     duplicate_columns,
-    keep_schedule,
-)
-from hdlcore.dropout_regularizer import (
-    dropout_global_minimum,
-    dropout_omega,
-    dropout_optimum,
     equalized_factorization,
+    keep_schedule,
     squared_nuclear_shrinkage,
+    train_dropout,
 )
-from hdlcore.dropout_training import dropout_objective, train_dropout
 
 keeps = st.floats(0.05, 1.0)
 seeds = st.integers(0, 2**31 - 1)

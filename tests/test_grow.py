@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hdlcore as hd
+import hdlcore.matrix.meta as grow_module
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -49,9 +50,9 @@ def test_objective_never_increases_across_a_growth_step(seed):
 def test_appended_column_is_the_scaled_top_singular_pair():
     # From X = 0 the appended column is sqrt(sigma_1 - lam) (w_1, z_1) and the objective drops by
     # (sigma_1 - lam)^2 / 2 exactly (full data, l2/l2): the exact line search.
-    from hdlcore._matrix import prepare
-    from hdlcore.meta import _append
-    from hdlcore.regularizers import norm_pair
+    from hdlcore.matrix.meta import _append
+    from hdlcore.matrix.norms import norm_pair
+    from hdlcore.matrix.problem import prepare
 
     Y, _ = hd.low_rank_matrix(10, 8, 3, rng=1)
     W, s, Zt = np.linalg.svd(Y)
@@ -164,16 +165,16 @@ def test_cuda_path_matches_cpu():
 def test_small_problems_run_on_one_thread_and_restore_the_thread_count():
     before = torch.get_num_threads()
     seen = []
-    original = hd.meta.descend
+    original = grow_module.descend
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return original(*args, **kwargs)
 
-    hd.meta.descend = spy
+    grow_module.descend = spy
     try:
         hd.grow(np.diag([3.0, 2.0, 1.0]), 0.5)
     finally:
-        hd.meta.descend = original
+        grow_module.descend = original
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == before

@@ -611,7 +611,7 @@ def test_degree_on_cuda():
 
 def test_tf32_on_cuda_gets_the_tf32_tolerance(monkeypatch):
     """float32 on CUDA may run in TF32: the default tolerance then follows TF32's 10-bit mantissa."""
-    import hdlcore._scaling as scaling
+    import hdlcore.homogeneity.scaling as scaling
 
     assert scaling._tf32_possible([]) is False  # no CUDA tensor: never
     monkeypatch.setattr(scaling, "_tf32_possible", lambda devices: True)

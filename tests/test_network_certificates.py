@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hdlcore as hd
-from hdlcore.network_certificates import add_subnetwork
-from hdlcore.network_polars import polar_upper_bound
+from hdlcore.networks.certificates import add_subnetwork
+from hdlcore.networks.polars import polar_upper_bound
 
 F64 = torch.float64
 

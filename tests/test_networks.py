@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hdlcore as hd
-from hdlcore.network_regularizers import (
+from hdlcore.networks.regularizers import (
     _prox,
     network_regularizer_grad,
     prox_subnetworks,
@@ -74,7 +74,7 @@ def test_degree_measured_by_hdlcore_homogeneity():
     assert ok.matched
     bad = hd.check_degrees(net, lambda m: hd.network_regularizer(m, "weight_decay"), inputs=A)
     assert not bad.matched and "network of degree 3, regularizer of degree 2" in bad.message
-    for kind in hd.network_regularizers.REGULARIZERS:
+    for kind in hd.networks.REGULARIZERS:
         measured = hd.check_degrees(net, lambda m, kind=kind: hd.network_regularizer(m, kind), inputs=A)
         assert measured.regularizer_degree == regularizer_degree(kind, 3)
 

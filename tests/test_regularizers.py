@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hdlcore as hd
-from hdlcore.regularizers import NORM_PAIRS, NORMS, ColumnNorm, norm_pair
+from hdlcore.matrix.norms import NORM_PAIRS, NORMS, ColumnNorm, norm_pair
 
 PAIRS = list(NORM_PAIRS.values())
 SIDES = [ColumnNorm(n) for n in NORMS]

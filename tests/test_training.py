@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hdlcore as hd
-from hdlcore.training import _gradient_mapping
+from hdlcore.networks.problem import _gradient_mapping
 
 F64 = torch.float64
 

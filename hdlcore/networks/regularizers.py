@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_choice, check_scalar
+from .._validation import check_choice, check_scalar
 
 __all__ = [
     "REGULARIZERS",

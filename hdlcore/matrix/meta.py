@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import MatrixResult, default_tol, descent_method, prepare, small_on_one_thread
-from ._validation import check_choice, check_rng, check_scalar, warn_not_converged
+from .._runtime import one_thread_when_small
+from .._validation import check_choice, check_rng, check_scalar, warn_not_converged
 from .certificates import certificate
 from .factorized import _objective, descend, rebalance, start_point
-from .regularizers import norm_pair
+from .norms import norm_pair
+from .problem import MatrixResult, default_tol, descent_method, prepare
 
 __all__ = ["grow"]
 
@@ -38,7 +39,7 @@ _SMALL = 64
 _CLEAR = 0.1
 
 
-@small_on_one_thread
+@one_thread_when_small
 def grow(
     Y: Any,
     lam: float,
@@ -66,7 +67,7 @@ def grow(
         True where observed.
     norms : pair of str
         Column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b` (see
-        :mod:`hdlcore.regularizers`). For the pairs whose polar has no closed form the growth
+        :mod:`hdlcore.matrix.norms`). For the pairs whose polar has no closed form the growth
         uses the heuristic maximizer and the final certificate cannot prove optimality.
     U0, V0 : arrays, optional
         Starting factors (any size, e.g. one random column). By default the start is

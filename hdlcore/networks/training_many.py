@@ -15,19 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._proximal import full_batch
-from ._validation import check_choice, check_scalar, param_error, warn_not_converged
-from .network_regularizers import _prox
-from .networks import ParallelSubnetworks
-from .training import (
-    TrainResult,
-    _auto_threads,
-    _check_model,
-    _gradient_mapping,
-    _prepare,
-    _threads,
-    progress_bar,
-)
+from .. import _runtime
+from .._validation import check_choice, check_scalar, param_error, warn_not_converged
+from .model import ParallelSubnetworks
+from .problem import _check_model, _gradient_mapping, _prepare, model_threads
+from .proximal import full_batch
+from .regularizers import _prox
+from .training import TrainResult
 
 __all__ = ["train_many"]
 
@@ -107,11 +101,11 @@ def train_many(
     if rebalance:  # as in train: balanced layers, the same outputs and product regularizer
         _prox(list(big.weights), 0.0, lam, regularizer, None, True)
     if threads == "auto":
-        threads = _auto_threads(big, A_t)
-    with _threads(threads):
+        threads = model_threads(big, A_t)
+    with _runtime.threads(threads):
         hists, conv, n_done, lrs = full_batch(
             big, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision, log_every,
-            progress_bar(steps, False), groups=groups, M=len(models))
+            _runtime.progress_bar(steps, False), groups=groups, M=len(models))
         seconds = time.perf_counter() - start
         out, offset = [], 0
         for i, m in enumerate(models):

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validation import check_choice, check_scalar, param_error
-from .dropout import (
+from .._validation import check_choice, check_scalar, param_error
+from .risk import (
     MAX_EXACT_BITS,
     MonteCarloEstimate,
     _all_masks,

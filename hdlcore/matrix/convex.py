@@ -16,16 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_tensor
-from ._matrix import MatrixResult, default_tol, prepare, small_on_one_thread
-from ._validation import check_array, check_choice, check_rng, check_scalar, warn_not_converged
+from .._backend import as_tensor
+from .._runtime import one_thread_when_small
+from .._validation import check_array, check_choice, check_rng, check_scalar, warn_not_converged
 from .certificates import certificate
-from .regularizers import norm_pair
+from .norms import norm_pair
+from .problem import MatrixResult, default_tol, prepare
 
 __all__ = ["prox_nuclear", "solve_convex"]
 
 
-@small_on_one_thread
+@one_thread_when_small
 def prox_nuclear(X: Any, tau: float) -> Any:
     """Singular value thresholding: the prox of :math:`\\tau\\lVert\\cdot\\rVert_*`.
 
@@ -77,7 +78,7 @@ def _svt(X, tau):
     return P[:, :k], s[:k], Qh[:k]
 
 
-@small_on_one_thread
+@one_thread_when_small
 def solve_convex(
     Y: Any,
     lam: float,

@@ -10,18 +10,36 @@ would give (up to the order of floating-point sums). Used by :func:`hdlcore.trai
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from .network_regularizers import _layer_norms, _prox, _theta
+from .._runtime import precision as precision_context
+from .problem import _gradient_mapping, _objective_parts
+from .regularizers import _layer_norms, _prox, _theta
 
-__all__: list[str] = []
+__all__ = ["train_step"]
 
 
-def _training():  # the loops use train's helpers; imported late (training imports this module)
-    from . import training
+def train_step(model: Any, A: torch.Tensor, Y: torch.Tensor, lam: float, lr: float, *,
+               loss: str = "squared", regularizer: str = "product", scale: float = 1.0,
+               precision: str = "full", rebalance: bool = True) -> torch.Tensor:
+    r"""One proximal gradient step, in place: forward, backward, gradient step, proximal step.
 
-    return training
+    ``scale`` multiplies the loss (``N / batch`` makes a mini-batch gradient unbiased for the
+    full loss). Trusts its inputs (tensors on the model's device): :func:`train` validates them.
+    Returns the loss of the batch (before the step). Used by :func:`train` and the benchmarks.
+    """
+    params = list(model.weights)
+    value, _ = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
+    grads = torch.autograd.grad(value, params)
+    with torch.no_grad():
+        norms = _layer_norms(params)
+        torch._foreach_add_(params, grads, alpha=-lr)
+        _prox(params, lr, lam, regularizer, norms, rebalance)
+    return value.detach()
+
 
 _SIGMA = 1e-4  # sufficient decrease
 _WINDOW = 10  # steps over which the relative decrease is compared with tol
@@ -29,9 +47,7 @@ _WINDOW = 10  # steps over which the relative decrease is compared with tol
 
 def model_losses(model, A, Y, loss, precision, groups, M):
     """Loss of each model, (M,), with its autograd graph."""
-    from .training import _precision
-
-    with _precision(precision, A.device.type):
+    with precision_context(precision, A.device.type):
         if M == 1:
             X = model(A)[None]  # (1, N, C)
         else:
@@ -185,11 +201,10 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
     ``converged`` compares the last two recorded full objectives (relative change <= tol); None
     when ``tol`` is None. A non-finite objective restores the last recorded weights and stops.
     """
-    T = _training()
     N = A.shape[0]
     scale = N / batch_size
     hist = _new_history()
-    value, reg = T._objective_parts(model, A, Y, loss, regularizer, precision)
+    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
     active = int(model.active().sum())
     _record(hist, 0, float(value.detach()), float(reg), lam, active, lr or float("nan"), bar)
     saved = [p.detach().clone() for p in model.weights]
@@ -203,11 +218,11 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
         Ab, Yb = A.index_select(0, idx), Y.index_select(0, idx)
         if lr is None:  # backtracking on the first batch, then a fixed, halved step
             lr = _first_step(model, Ab, Yb, lam, loss, regularizer, precision, scale) / 2
-        T.train_step(model, Ab, Yb, lam, lr, loss=loss, regularizer=regularizer, scale=scale,
+        train_step(model, Ab, Yb, lam, lr, loss=loss, regularizer=regularizer, scale=scale,
                    precision=precision, rebalance=rebalance)
         if t % log_every == 0 or t == steps:
             with torch.no_grad():
-                value, reg = T._objective_parts(model, A, Y, loss, regularizer, precision)
+                value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
             if not (bool(torch.isfinite(value)) and bool(torch.isfinite(reg))):
                 with torch.no_grad():
                     for p, s in zip(model.weights, saved, strict=True):
@@ -218,7 +233,7 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
             _record(hist, t, float(value), float(reg), lam, int(model.active().sum()), lr, bar)
         bar.update(1)
     bar.close()
-    residual = T._gradient_mapping(model, A, Y, lam, loss, regularizer, lr or 1e-3, precision)[0]
+    residual = _gradient_mapping(model, A, Y, lam, loss, regularizer, lr or 1e-3, precision)[0]
     if diverged:
         converged = False
     elif tol is None or len(hist["objective"]) < 2:
@@ -230,10 +245,9 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
 
 
 def _first_step(model, A, Y, lam, loss, regularizer, precision, scale) -> float:
-    T = _training()
     params = list(model.weights)
     saved = [p.detach().clone() for p in params]
-    value, reg = T._objective_parts(model, A, Y, loss, regularizer, precision, scale)
+    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
     f = float(value.detach()) + lam * float(reg)
     grads = torch.autograd.grad(value, params)
     lr = 1.0
@@ -243,7 +257,7 @@ def _first_step(model, A, Y, lam, loss, regularizer, precision, scale) -> float:
             for p, s, g in zip(params, saved, grads, strict=True):
                 torch.add(s, g, alpha=-lr, out=p.data)
             _prox(params, lr, lam, regularizer, norms, False)
-            v, r = T._objective_parts(model, A, Y, loss, regularizer, precision, scale)
+            v, r = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
             if float(v) + lam * float(r) < f:
                 break
             lr *= 0.5

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_rng, check_scalar
-from .network_polars import Polar, _polar_auto, polar_upper_bound
-from .network_regularizers import _theta, network_regularizer_grad, regularizer_degree
-from .training import _auto_threads, _prepare, _threads, degree_mismatch_message, network_loss
+from .. import _runtime
+from .._validation import check_rng, check_scalar
+from .polars import Polar, _polar_auto, polar_upper_bound
+from .problem import _prepare, degree_mismatch_message, model_threads, network_loss
+from .regularizers import _theta, network_regularizer_grad, regularizer_degree
 
 __all__ = ["NetworkCertificate", "certify_network", "add_subnetwork"]
 
@@ -172,7 +173,7 @@ def certify_network(
     the first term vanishing at stationary points (Euler's identity). ``gap_bound`` is the
     smaller of this and, for the squared loss, :math:`f(W)` minus the dual value at
     :math:`Z/\max(1,\bar\omega)`. Only an exact polar (or the crude
-    :func:`~hdlcore.network_polars.polar_upper_bound`) gives :math:`\bar\omega`; a lower bound
+    :func:`~hdlcore.networks.polars.polar_upper_bound`) gives :math:`\bar\omega`; a lower bound
     never proves optimality. Used in Chapter 4.
 
     References
@@ -191,7 +192,7 @@ def certify_network(
     func = "certify_network"
     A_in = A
     model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func)
-    with _threads(_auto_threads(model, A_t)):
+    with _runtime.threads(model_threads(model, A_t)):
         cert = _certify(model, A_t, Y_t, lam, loss, regularizer, polar, tol, num_starts, steps,
                         num_directions, rng)
     if cert.maximizer is not None:  # numpy in, numpy out; a tensor in, tensors on its device

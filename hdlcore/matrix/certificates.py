@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import default_tol, factors, prepare, small_on_one_thread
-from ._validation import check_array, check_choice, check_rng, check_scalar
-from .regularizers import PolarResult, norm_pair
+from .._runtime import one_thread_when_small
+from .._validation import check_array, check_choice, check_rng, check_scalar
+from .norms import PolarResult, norm_pair
+from .problem import default_tol, factors, prepare
 
 __all__ = ["Certificate", "polar", "certify"]
 
@@ -125,7 +126,7 @@ class Certificate:
                 f"  polar computed by: {self.basis}")
 
 
-@small_on_one_thread
+@one_thread_when_small
 def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
           starts: int = 8, rng: np.random.Generator | int | None = None) -> PolarResult:
     """The polar :math:`\\Omega_\\theta^\\circ(Z) = \\sup_{\\theta(u, v) \\le 1} u^\\top Z v` and a maximizer.
@@ -136,7 +137,7 @@ def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float
         Usually :math:`-\\nabla\\ell(UV^\\top)/\\lambda`.
     norms : pair of str
         The column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b`, each of
-        ``"l1"``, ``"l2"``, ``"l1+"``, ``"l2+"`` (see :mod:`hdlcore.regularizers`).
+        ``"l1"``, ``"l2"``, ``"l1+"``, ``"l2+"`` (see :mod:`hdlcore.matrix.norms`).
     method : {"auto", "exact", "krylov"}
         How :math:`\\sigma_1` is computed for l2/l2 (full SVD up to 500 x 500 with "auto").
     tol : float
@@ -183,7 +184,7 @@ def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float
     return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng)
 
 
-@small_on_one_thread
+@one_thread_when_small
 def certify(
     Y: Any,
     U: Any,

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_tensor
-from ._validation import check_array, check_rng, check_scalar, param_error
+from .._backend import is_tensor
+from .._validation import check_array, check_rng, check_scalar, param_error
 
 __all__ = ["ConvexReLUResult", "activation_patterns_2d", "convex_relu"]
 

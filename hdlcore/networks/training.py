@@ -9,7 +9,7 @@ r"""Training parallel subnetworks by proximal gradient steps that zero whole sub
 by proximal (stochastic) gradient steps: a gradient step on the loss for every layer of every
 subnetwork at once (one forward and one backward pass of the batched network), then the proximal
 step of the regularizer, layer by layer given the other layers' norms
-(:func:`hdlcore.network_regularizers.prox_subnetworks`). With the product regularizer the
+(:func:`hdlcore.networks.regularizers.prox_subnetworks`). With the product regularizer the
 proximal step is a group soft-thresholding, so whole subnetworks become exactly zero.
 Full-batch runs choose the step by backtracking (the objective decreases at every step);
 mini-batch runs use a fixed step.
@@ -17,195 +17,25 @@ mini-batch runs use a fixed step.
 
 from __future__ import annotations
 
-import contextlib
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from ._proximal import full_batch, mini_batch
-from ._validation import (
-    HypothesisWarning,
-    check_array,
+from .. import _runtime
+from .._validation import (
     check_choice,
     check_rng,
     check_scalar,
-    param_error,
     warn_not_converged,
 )
-from .network_regularizers import REGULARIZERS, _layer_norms, _prox, _theta, regularizer_degree
-from .networks import ParallelSubnetworks
+from .model import ParallelSubnetworks
+from .problem import _gradient_mapping, _objective_parts, _prepare, model_threads
+from .proximal import full_batch, mini_batch
+from .regularizers import _prox
 
-__all__ = ["LOSSES", "TrainResult", "train", "train_step", "network_loss", "resolve_device"]
-
-#: Losses, convex and differentiable in the output X, summed over samples.
-LOSSES = ("squared", "cross_entropy")
-
-
-def network_loss(X: torch.Tensor, Y: torch.Tensor, loss: str = "squared") -> torch.Tensor:
-    r"""The loss :math:`\ell(Y, X)`, summed over samples.
-
-    ``"squared"``: :math:`\frac12\lVert Y - X\rVert_F^2`; ``"cross_entropy"``:
-    :math:`-\sum_{n,c} Y_{nc}\log\operatorname{softmax}(X_{n,:})_c` (rows of ``Y`` are
-    probability vectors, e.g. one-hot labels). Used in Chapter 4.
-    """
-    if loss == "squared":
-        return 0.5 * ((X - Y) ** 2).sum()
-    return -(Y * torch.log_softmax(X, dim=1)).sum()
-
-
-def resolve_device(device: Any, func: str) -> torch.device | None:
-    """Validate a device request; a CUDA device where there is none is a clear error."""
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise param_error("device", func, "a torch device such as 'cpu' or 'cuda'", device) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{func} was asked for device {str(device)!r} but torch sees no CUDA device; "
-                           "use device='cpu' (or None: the model's device).")
-    return dev
-
-
-def _check_model(model: Any, func: str) -> ParallelSubnetworks:
-    if not isinstance(model, ParallelSubnetworks):
-        raise param_error("model", func, "a hdlcore.ParallelSubnetworks", model, TypeError)
-    return model
-
-
-def _prepare(model, A, Y, lam, loss, regularizer, func, *, device=None, warn_degree=True):
-    """Validate the problem at the public boundary; return tensors on the model's device."""
-    model = _check_model(model, func)
-    lam = check_scalar(lam, "lam", func, gt=0)
-    check_choice(loss, "loss", func, LOSSES)
-    check_choice(regularizer, "regularizer", func, REGULARIZERS)
-    A = check_array(A, "A", func, ndim=2, shape=(None, model.in_features))
-    Y = check_array(Y, "Y", func, ndim=2, shape=(A.shape[0], model.out_features))
-    dev = resolve_device(device, func)
-    if dev is not None:
-        model.to(dev)
-    p = model.weights[0]
-    if not bool(torch.isfinite(p).all()) or not all(bool(torch.isfinite(w).all()) for w in model.weights):
-        raise param_error("model", func, "a network with finite weights", model)
-    A_t = torch.as_tensor(A).to(dtype=p.dtype, device=p.device)
-    Y_t = torch.as_tensor(Y).to(dtype=p.dtype, device=p.device)
-    if loss == "cross_entropy" and (bool((Y_t < 0).any()) or
-                                    not torch.allclose(Y_t.sum(1), torch.ones_like(Y_t[:, 0]))):
-        raise param_error("Y", func, "rows that are probability vectors (one-hot labels) for the "
-                          "cross-entropy loss", Y)
-    K, q = model.degree, regularizer_degree(regularizer, model.degree)
-    if warn_degree and K != q:
-        warnings.warn(degree_mismatch_message(K, q, regularizer), HypothesisWarning, stacklevel=3)
-    return model, A_t, Y_t, lam
-
-
-def degree_mismatch_message(K: int, q: int, regularizer: str) -> str:
-    return (f"network of degree {K}, regularizer of degree {q} ({regularizer!r}): the hypothesis "
-            "'the regularizer is positively homogeneous of the same degree as the network' fails, so "
-            "a local minimum with a zero subnetwork need not be global and the polar certifies nothing")
-
-
-@contextlib.contextmanager
-def _precision(precision: str, device_type: str):
-    """Matrix-product precision: full (IEEE), TF32 (CUDA only), or bf16 autocast."""
-    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    new_api = hasattr(cuda, "fp32_precision") and hasattr(cudnn, "conv")
-    if new_api:
-        saved = (cuda.fp32_precision, cudnn.conv.fp32_precision)
-        mode = "tf32" if precision == "tf32" else "ieee"
-        cuda.fp32_precision, cudnn.conv.fp32_precision = mode, mode
-    else:  # pragma: no cover - older torch
-        saved = (cuda.allow_tf32, cudnn.allow_tf32)
-        cuda.allow_tf32 = cudnn.allow_tf32 = precision == "tf32"
-    try:
-        if precision == "bf16":
-            with torch.autocast(device_type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
-    finally:
-        if new_api:
-            cuda.fp32_precision, cudnn.conv.fp32_precision = saved
-        else:  # pragma: no cover
-            cuda.allow_tf32, cudnn.allow_tf32 = saved
-
-
-def _auto_threads(model, A) -> int | None:
-    """One CPU thread for small problems (intra-op threads only add overhead there), else None."""
-    work = A.shape[0] * sum(w.numel() for w in model.weights)
-    return 1 if (A.device.type == "cpu" and work < 1e9) else None
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-def _objective_parts(model, A, Y, loss, regularizer, precision, scale=1.0, norms=None):
-    """(loss with its autograd graph, Theta as a detached tensor)."""
-    with _precision(precision, A.device.type):
-        X = model(A)
-    value = network_loss(X.float() if X.dtype == torch.bfloat16 else X, Y, loss) * scale
-    if norms is None:
-        norms = _layer_norms(list(model.weights))
-    return value, _theta(norms, regularizer).sum()
-
-
-class _NoBar:
-    """Stands in for a tqdm bar when there is none (importing tqdm.auto in a notebook without
-    ipywidgets prints a warning even for a disabled bar)."""
-
-    disable = True
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, show: bool):
-    """A tqdm progress bar (notebook-aware) when ``show``, else a silent stand-in."""
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="train", leave=False)
-
-
-def train_step(model: ParallelSubnetworks, A: torch.Tensor, Y: torch.Tensor, lam: float, lr: float, *,
-               loss: str = "squared", regularizer: str = "product", scale: float = 1.0,
-               precision: str = "full", rebalance: bool = True) -> torch.Tensor:
-    r"""One proximal gradient step, in place: forward, backward, gradient step, proximal step.
-
-    ``scale`` multiplies the loss (``N / batch`` makes a mini-batch gradient unbiased for the
-    full loss). Trusts its inputs (tensors on the model's device): :func:`train` validates them.
-    Returns the loss of the batch (before the step). Used by :func:`train` and the benchmarks.
-    """
-    params = list(model.weights)
-    value, _ = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
-    grads = torch.autograd.grad(value, params)
-    with torch.no_grad():
-        norms = _layer_norms(params)
-        torch._foreach_add_(params, grads, alpha=-lr)
-        _prox(params, lr, lam, regularizer, norms, rebalance)
-    return value.detach()
-
+__all__ = ["TrainResult", "train"]
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -227,22 +57,6 @@ class TrainResult:
     precision: str
     seconds: float
     history: dict[str, np.ndarray] = field(repr=False)
-
-
-def _gradient_mapping(model, A, Y, lam, loss, regularizer, lr, precision):
-    """Full-batch residual ||W - prox(W - lr grad)|| / lr, without changing the model."""
-    params = list(model.weights)
-    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
-    grads = torch.autograd.grad(value, params)
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        norms = _layer_norms(params)
-        torch._foreach_add_(params, grads, alpha=-lr)
-        _prox(params, lr, lam, regularizer, norms, False)
-        diff = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub(params, saved))))
-        for p, s in zip(params, saved, strict=True):
-            p.copy_(s)
-    return float(diff) / lr, float(value.detach()), float(reg)
 
 
 def train(
@@ -280,7 +94,7 @@ def train(
     loss : {"squared", "cross_entropy"}
         Summed over samples (see :func:`network_loss`).
     regularizer : {"product", "balanced", "weight_decay"}
-        :math:`\theta` (see :mod:`hdlcore.network_regularizers`). A regularizer whose degree is
+        :math:`\theta` (see :mod:`hdlcore.networks.regularizers`). A regularizer whose degree is
         not the network's raises a :class:`~hdlcore.HypothesisWarning`.
     steps : int
         Number of (mini-batch) steps at most.
@@ -334,6 +148,7 @@ def train(
 
     Examples
     --------
+    >>> import torch
     >>> import hdlcore as hd
     >>> A, Y = hd.two_spirals(40, rng=0)
     >>> net = hd.ParallelSubnetworks(2, 1, num_subnets=8, hidden=(1,), rng=0, dtype=torch.float64)
@@ -356,7 +171,7 @@ def train(
         rebalance = regularizer == "product"
     gen = check_rng(rng, "rng", func)
     if threads == "auto":
-        threads = _auto_threads(model, A_t[: batch_size or N])
+        threads = model_threads(model, A_t[: batch_size or N])
     elif threads is not None:
         threads = check_scalar(threads, "threads", func, kind="int", ge=1)
     full = batch_size is None or batch_size == N
@@ -366,18 +181,18 @@ def train(
     start = time.perf_counter()
     if rebalance:  # the initial layers may be far from balanced: this changes neither X nor Theta
         _prox(list(model.weights), 0.0, lam, regularizer, None, True)
-    with _threads(threads):
+    with _runtime.threads(threads):
         if full:
             hists, conv, n_done, lr_used = full_batch(
                 model, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision,
-                log_every, progress_bar(steps, progress))
+                log_every, _runtime.progress_bar(steps, progress))
             hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
             converged = None if tol is None else conv[0]
             residual = _gradient_mapping(model, A_t, Y_t, lam, loss, regularizer, lr_used, precision)[0]
         else:
             hist, converged, residual, n_done, lr_used = mini_batch(
                 model, A_t, Y_t, lam, loss, regularizer, steps, lr, batch_size, rebalance, precision,
-                log_every, gen, tol, progress_bar(steps, progress))
+                log_every, gen, tol, _runtime.progress_bar(steps, progress))
         value, reg = _objective_parts(model, A_t, Y_t, loss, regularizer, precision)
     value, reg = float(value.detach()), float(reg)
     if converged is False:

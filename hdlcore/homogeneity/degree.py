@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ._scaling import Problem, build_problem, directional_derivative, evaluate_scales
-from ._validation import HypothesisWarning, check_scalar
+from .._validation import HypothesisWarning, check_scalar
+from .scaling import Problem, build_problem, directional_derivative, evaluate_scales
 
 __all__ = ["DegreeResult", "DegreeCheck", "degree", "euler_degree", "check_degrees",
            "balanced_rescaling", "default_rtol", "DEFAULT_SCALES", "HALF_SCALES"]
@@ -441,7 +441,7 @@ def balanced_rescaling(weights: Sequence[Any]) -> list[Any]:
     if isinstance(weights, str) or not isinstance(weights, Sequence) or len(weights) == 0:
         raise TypeError(f"The 'weights' parameter of {func} must be a non-empty list of arrays. "
                         f"Got {weights!r:.80} instead.")
-    from ._validation import check_array
+    from .._validation import check_array
 
     Ws = [check_array(W, "weights", func, ndim=None) for W in weights]
     norms = [float(np.linalg.norm(np.asarray(W.detach().cpu() if hasattr(W, "detach") else W)))

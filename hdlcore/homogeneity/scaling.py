@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_tensor
-from ._validation import _describe, check_choice, check_scalar
+from .._backend import is_tensor
+from .._validation import _describe, check_choice, check_scalar
 
 __all__ = ["Problem", "build_problem", "evaluate_scales", "directional_derivative"]
 

@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import ConvergenceWarning, check_rng, check_scalar, param_error, warn_not_converged
+from .. import _runtime
+from .._validation import ConvergenceWarning, check_rng, check_scalar, param_error, warn_not_converged
+from .certificates import NetworkCertificate, add_subnetwork, certify_network
 from .last_layer import fit_last_layer
-from .network_certificates import NetworkCertificate, add_subnetwork, certify_network
-from .network_regularizers import regularizer_degree
-from .networks import ParallelSubnetworks
-from .pattern_polish import fit_within_patterns
-from .training import TrainResult, _auto_threads, _prepare, _threads, train
+from .model import ParallelSubnetworks
+from .patterns import fit_within_patterns
+from .problem import _prepare, model_threads
+from .regularizers import regularizer_degree
+from .training import TrainResult, train
 
 __all__ = ["GrowNetworkResult", "grow_network"]
 
@@ -116,7 +118,7 @@ def grow_network(
     gen = check_rng(rng, "rng", func)
     if model is None:
         if not hasattr(A, "shape") or len(A.shape) != 2 or not hasattr(Y, "shape") or len(Y.shape) != 2:
-            from ._validation import check_array
+            from .._validation import check_array
 
             A, Y = check_array(A, "A", func), check_array(Y, "Y", func)
         model = ParallelSubnetworks(A.shape[1], Y.shape[1], 1, hidden, rng=gen, dtype=dtype, device=device)
@@ -130,7 +132,7 @@ def grow_network(
     hist: dict[str, list] = {k: [] for k in ("round", "r", "active", "objective", "polar",
                                              "objective_after_add")}
     trainings: list[TrainResult] = []
-    with _threads(_auto_threads(model, A_t)):
+    with _runtime.threads(model_threads(model, A_t)):
         model, cert, converged, rnd = _rounds(model, A_t, Y_t, lam, loss, regularizer, max_rounds, steps,
                                               train_tol, tol, num_starts, gen, hist, trainings)
     if not converged:

@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from ._validation import check_scalar
-from .network_regularizers import _layer_norms, _prox, _radial_balanced
-from .training import _auto_threads, _prepare, _threads, network_loss
+from .. import _runtime
+from .._validation import check_scalar
+from .problem import _prepare, model_threads, network_loss
+from .regularizers import _layer_norms, _prox, _radial_balanced
 
 __all__ = ["LastLayerResult", "fit_last_layer"]
 
@@ -114,7 +115,7 @@ def fit_last_layer(
     max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
     tol = check_scalar(tol, "tol", func, ge=0)
     params = list(model.weights)
-    with torch.no_grad(), _threads(_auto_threads(model, A_t)):
+    with torch.no_grad(), _runtime.threads(model_threads(model, A_t)):
         f0 = _full_objective(model, A_t, Y_t, lam, loss, regularizer)
         saved = [p.detach().clone() for p in params]
         merged = 0
@@ -360,6 +361,6 @@ def _scatter(B, S, xS):
 
 
 def _theta_of(norms, regularizer):
-    from .network_regularizers import _theta
+    from .regularizers import _theta
 
     return _theta(norms, regularizer).sum()

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_scalar, param_error
-from .networks import ParallelSubnetworks
-from .training import _prepare
+from .._validation import check_scalar, param_error
+from .model import ParallelSubnetworks
+from .problem import _prepare
 
 __all__ = ["PatternFitResult", "fit_within_patterns"]
 

@@ -5,7 +5,7 @@ size ``d`` the way dropout is used in practice: at every step it draws fresh Ber
 (retain probability ``keep``), takes a gradient step on the *masked* loss, and never sees the
 closed-form expectation. It runs in torch on the CPU or a GPU (the device of ``Y`` or the
 ``device`` argument). The same function runs the DropConnect schemes of
-:mod:`hdlcore.dropconnect`, the talk's literal description of dropout (``scheme="update"``:
+:mod:`hdlcore.dropout.dropconnect`, the talk's literal description of dropout (``scheme="update"``:
 a random half of the weights is frozen at each step, with the forward pass unmasked), and,
 with ``stochastic=False``, plain gradient descent on the deterministic expected objective.
 
@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_array, check_choice, check_scalar, param_error, warn_not_converged
+from .._validation import check_array, check_choice, check_scalar, param_error, warn_not_converged
 from .dropconnect import SCHEMES, _penalty, dropconnect_mask_shape, dropconnect_output
-from .dropout import _keep, _tensors, _torch_generator
+from .risk import _keep, _tensors, _torch_generator
 
 __all__ = ["TRAINING_SCHEMES", "DropoutTraining", "dropout_objective", "train_dropout"]
 
-#: Schemes :func:`train_dropout` runs: those of :data:`hdlcore.dropconnect.SCHEMES` for matrix
+#: Schemes :func:`train_dropout` runs: those of :data:`hdlcore.dropout.dropconnect.SCHEMES` for matrix
 #: factorization, and ``"update"`` (freeze a random subset of weights at each step).
 TRAINING_SCHEMES = (*[s for s in SCHEMES if s != "A"], "update")
 
@@ -123,7 +123,7 @@ def train_dropout(
         Size of the factorization (number of columns of ``U`` and ``V``).
     scheme : str
         ``"units"`` (dropout, default), ``"U"``, ``"V"``, ``"UV"``, ``"X"`` (DropConnect
-        variants, :mod:`hdlcore.dropconnect`) or ``"update"`` (each weight is updated with
+        variants, :mod:`hdlcore.dropout.dropconnect`) or ``"update"`` (each weight is updated with
         probability ``keep`` at each step, the forward pass is not masked).
     stochastic : bool
         True: every step draws ``masks_per_step`` masks and descends the masked loss. False:
@@ -168,7 +168,7 @@ def train_dropout(
     Examples
     --------
     >>> import numpy as np
-    >>> from hdlcore.dropout_regularizer import dropout_global_minimum
+    >>> from hdlcore.dropout import dropout_global_minimum
     >>> Y = np.diag([3.0, 2.0, 1.0])
     >>> run = train_dropout(Y, 0.5, 2, steps=1500, rng=0)
     >>> bool(abs(run.objective - dropout_global_minimum(Y, 0.5, 2).objective) < 1e-3)

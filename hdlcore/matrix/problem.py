@@ -7,13 +7,11 @@ masked residual :math:`R = M \\odot (Y - X)`.
 
 from __future__ import annotations
 
-import functools
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ._backend import as_tensor, is_tensor
-from ._validation import check_array, check_choice, check_mask, check_scalar, param_error
+from .._backend import as_tensor, is_tensor
+from .._validation import check_array, check_choice, check_mask, check_scalar, param_error
 
 __all__: list[str] = []
 
@@ -47,48 +45,6 @@ class Problem:
         import torch
 
         return 0.5 * float(torch.sum(R * R, dtype=torch.float64))
-
-
-#: Matrices with at most this many entries run on one CPU thread (see ``small_on_one_thread``).
-ONE_THREAD_ENTRIES = 100_000
-
-
-@contextmanager
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    if before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before > 1:
-            torch.set_num_threads(before)
-
-
-def small_on_one_thread(fn):
-    """Run ``fn`` on one CPU thread when its first array argument is a small CPU matrix.
-
-    On small matrices every operation costs its fixed overhead, and a second thread only adds
-    synchronization; on a shared, loaded machine the waits of a two-thread pool made tiny SVDs
-    100 times slower. Large problems and GPU tensors run as configured. The caller's thread
-    count is restored on return.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        A = next((a for a in (*args, *kwargs.values()) if hasattr(a, "shape")), None)
-        if is_tensor(A):
-            small = A.device.type == "cpu" and A.numel() <= ONE_THREAD_ENTRIES
-        else:
-            small = getattr(A, "size", ONE_THREAD_ENTRIES + 1) <= ONE_THREAD_ENTRIES
-        if small:
-            with _one_thread():
-                return fn(*args, **kwargs)
-        return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def prepare(Y: Any, mask: Any, lam: Any, func: str) -> tuple[Problem, float]:

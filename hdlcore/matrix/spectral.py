@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_tensor
-from ._matrix import small_on_one_thread
-from ._validation import check_array, check_choice, check_rng, check_scalar
+from .._backend import as_tensor
+from .._runtime import one_thread_when_small
+from .._validation import check_array, check_choice, check_rng, check_scalar
 
 __all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT"]
 
@@ -80,7 +80,7 @@ class SigmaMax:
                 f"proven only sigma_1 <= ||R||_F = {self.upper:.6g}")
 
 
-@small_on_one_thread
+@one_thread_when_small
 def sigma_max(
     A: Any,
     *,

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._validation import check_scalar, param_error
+from .._runtime import resolve_device
+from .._validation import check_scalar, param_error
 
 __all__ = ["ParallelSubnetworks"]
 
@@ -144,8 +145,6 @@ class ParallelSubnetworks(nn.Module):
         init_scale = check_scalar(init_scale, "init_scale", func, gt=0)
         dtype = dtype or torch.get_default_dtype()
         if device is not None:
-            from .training import resolve_device
-
             device = resolve_device(device, func)
         self.weights = nn.ParameterList(
             nn.Parameter(w.to(dtype=dtype, device=device))
@@ -187,7 +186,7 @@ class ParallelSubnetworks(nn.Module):
             def draw(shape):
                 return torch.randn(shape, generator=rng, dtype=torch.float64, device=rng.device)
         else:
-            from ._validation import check_rng
+            from .._validation import check_rng
 
             gen = check_rng(rng, "rng", "ParallelSubnetworks")
 

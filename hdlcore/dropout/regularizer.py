@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_tensor
-from ._validation import check_array, check_scalar, param_error
-from .dropout import _keep, _scalar_out, _tensors
+from .._backend import is_tensor
+from .._validation import check_array, check_scalar, param_error
+from .risk import _keep, _scalar_out, _tensors
 
 __all__ = [
     "DropoutOptimum",

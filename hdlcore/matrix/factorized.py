@@ -28,15 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from ._matrix import MatrixResult, default_tol, descent_method, factors, prepare, small_on_one_thread
-from ._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
+from .._runtime import one_thread_when_small
+from .._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
 from .certificates import certificate
-from .regularizers import NormPair, norm_pair
+from .norms import NormPair, norm_pair
+from .problem import MatrixResult, default_tol, descent_method, factors, prepare
 
 __all__ = ["solve_factorized", "factorized_objective"]
 
 
-@small_on_one_thread
+@one_thread_when_small
 def solve_factorized(
     Y: Any,
     lam: float,
@@ -139,7 +140,7 @@ def solve_factorized(
                         norms=pair.name, method=method)
 
 
-@small_on_one_thread
+@one_thread_when_small
 def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
                          norms: Any = ("l2", "l2")) -> float:
     """:math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)` (float64).

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_tensor, is_tensor
-from ._matrix import small_on_one_thread
-from ._validation import param_error
+from .._backend import as_tensor, is_tensor
+from .._runtime import one_thread_when_small
+from .._validation import param_error
 
 __all__ = ["ColumnNorm", "NormPair", "PolarResult", "NORMS", "NORM_PAIRS", "norm_pair"]
 
@@ -216,13 +216,13 @@ class NormPair:
     def _theta(self, U, V):
         return self.u._value(U) * self.v._value(V)
 
-    @small_on_one_thread
+    @one_thread_when_small
     def polar(self, Z: Any, *, method: str = "auto", tol: float = 1e-10, starts: int = 8,
               rng: np.random.Generator | int | None = None) -> PolarResult:
         """:math:`\\sup_{\\theta(u, v)\\le 1} u^\\top Z v` and a maximizer (see :class:`PolarResult`).
 
         ``method`` and ``tol`` choose how :math:`\\sigma_1` is computed for l2/l2 (see
-        :func:`hdlcore.spectral.sigma_max`); ``starts`` is the number of starting points of the
+        :func:`hdlcore.matrix.spectral.sigma_max`); ``starts`` is the number of starting points of the
         heuristic for pairs without a closed form. :func:`hdlcore.polar` validates its input
         and calls this.
         """
@@ -302,7 +302,7 @@ class NormPair:
         detail = f"closed form: max over the vertices of the {vert.name} ball (O(mn))"
         return PolarResult(value, u, v, "exact", value, detail)
 
-    @small_on_one_thread
+    @one_thread_when_small
     def induced(self, X: Any) -> float:
         """:math:`\\Omega_\\theta(X) = \\min\\{\\sum_i \\theta(u_i, v_i): UV^\\top = X\\}`, in closed form.
 

@@ -7,7 +7,7 @@ rescaling by :math:`1/\\rho` is, in expectation, the factorization problem with 
 computes that expectation three ways: closed form (:func:`dropout_risk`), exact enumeration of
 the :math:`2^r` masks (:func:`dropout_risk_exact`) and Monte Carlo with its standard error
 (:func:`dropout_risk_mc`). The regularizer it induces on ``X`` and the global optimum are in
-:mod:`hdlcore.dropout_regularizer`, training with real masks in :mod:`hdlcore.dropout_training`.
+:mod:`hdlcore.dropout.regularizer`, training with real masks in :mod:`hdlcore.dropout.training`.
 
 Loss convention: :math:`\\|Y - X\\|_F^2`, without a factor 1/2, as in the expectation.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_tensor, is_tensor
-from ._validation import check_array, check_scalar, param_error
+from .._backend import as_tensor, is_tensor
+from .._validation import check_array, check_scalar, param_error
 
 __all__ = [
     "MonteCarloEstimate",
@@ -266,7 +266,7 @@ def _torch_generator(rng: Any, func: str, device: Any) -> Any:
         if torch.device(rng.device).type != torch.device(device).type:
             raise param_error("rng", func, f"a torch.Generator on the data's device ({device})", rng)
         return rng
-    from ._validation import check_rng
+    from .._validation import check_rng
 
     seed = int(check_rng(rng, "rng", func).integers(2**62))
     return torch.Generator(device=device).manual_seed(seed)

@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._backend import is_tensor
-from ._validation import check_array, check_choice, check_rng, check_scalar, param_error
-from .networks import ParallelSubnetworks
+from .. import _runtime
+from .._backend import is_tensor
+from .._validation import check_array, check_choice, check_rng, check_scalar, param_error
+from .model import ParallelSubnetworks
+from .problem import model_threads
 
 __all__ = ["Polar", "polar_one_hidden_2d", "polar_linear", "polar_lower_bound", "polar_upper_bound"]
 
@@ -224,9 +226,7 @@ def polar_lower_bound(
         if bool(act.any()):
             weights = [torch.cat([w, m.detach()[act]]) for w, m in zip(weights, model.weights, strict=True)]
     probe = ParallelSubnetworks.from_weights(weights, conv=model.conv or None, input_shape=model.input_shape)
-    from .training import _auto_threads, _threads
-
-    with _threads(_auto_threads(probe, A)):
+    with _runtime.threads(model_threads(probe, A)):
         pol = _ascent(probe, A, Z, steps)
     return Polar(pol.value, pol.kind, _like(pol.subnet, Z_in), pol.method)
 
