@@ -95,8 +95,11 @@ def test_global_at_the_optimum_and_not_elsewhere():
     assert cert.is_global and cert.polar == pytest.approx(1.0, abs=1e-14)
     assert cert.polar_kind == "exact" and "proven" in cert.proves
     bad = hd.certify(Y, U[:, :1], U[:, :1], 2.0)  # one column short: polar = 3 / 2
-    assert not bad.is_global and bad.polar == pytest.approx(1.5)
-    assert "not certified" in bad.proves
+    assert bad.is_global is False and bad.polar == pytest.approx(1.5)  # disproven, not just unproven
+    assert bad.descent == pytest.approx(-0.5 * 2.0**2 * 0.5**2) and "proven not optimal" in bad.proves
+    near = hd.certify(Y, U * (1 + 1e-4), U * (1 + 1e-4), 2.0)  # slightly off: neither proven nor disproven
+    assert near.is_global is None and "not certified" in near.proves
+    assert 0 < near.bound and -near.descent <= near.tol * near.objective
     zero = hd.certify(Y, np.zeros((4, 0)), np.zeros((4, 0)), 2.0)  # X = 0
     assert zero.polar == pytest.approx(2.5) and zero.size == 0
     assert "is_global=True" in str(cert)
@@ -121,7 +124,7 @@ def test_hard_pair_certificate_is_labelled():
     Y = np.abs(rng.standard_normal((6, 5)))
     res = hd.grow(Y, 1.0, norms=("l2+", "l2"), rng=0)
     cert = res.certificate
-    assert cert.polar_kind == "lower-bound" and "NP-hard" in cert.basis
+    assert cert.polar_kind == "lower_bound" and "NP-hard" in cert.basis
     assert cert.polar_upper >= cert.polar
     assert cert.bound >= cert.bound_estimate  # the proven bound uses the proven upper bound
     assert cert.is_global == (cert.bound <= cert.tol * cert.objective)

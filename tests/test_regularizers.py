@@ -80,7 +80,7 @@ def test_polar_bounds_every_feasible_pair_and_is_attained(pair, seed, m, n):
     assert res.u @ Z @ res.v == pytest.approx(res.value, abs=1e-9)
     for _ in range(30):
         u, v = _feasible(pair.u, rng.standard_normal(m)), _feasible(pair.v, rng.standard_normal(n))
-        if res.kind != "lower-bound":
+        if res.kind != "lower_bound":
             assert u @ Z @ v <= res.value + 1e-9
         assert u @ Z @ v <= res.upper + 1e-9
 
@@ -126,7 +126,7 @@ def test_hard_pairs_give_a_labelled_lower_bound_that_brackets_the_exact_value(se
     Z = np.random.default_rng(seed).standard_normal((m, n))
     exact = _nonneg_l2_polar_brute_force(Z)
     res = hd.polar(Z, ("l2+", "l2"), rng=0)
-    assert res.kind == "lower-bound"
+    assert res.kind == "lower_bound"
     assert "NP-hard" in res.detail
     assert res.value <= exact + 1e-9  # a lower bound...
     assert res.upper >= exact - 1e-9  # ...bracketed by a proven upper bound

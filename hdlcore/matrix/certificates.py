@@ -53,7 +53,7 @@ class Certificate:
         :math:`\\Omega_\\theta^\\circ(Z)` as computed (see ``polar_kind``).
     polar_kind : str
         ``"exact"`` (closed form or full SVD), ``"krylov"`` (converged Lanczos: a lower bound
-        on :math:`\\sigma_1`, evidence rather than proof) or ``"lower-bound"`` (a heuristic for a
+        on :math:`\\sigma_1`, evidence rather than proof) or ``"lower_bound"`` (a heuristic for a
         pair whose polar is NP-hard).
     polar_upper : float
         A proven upper bound on the polar (the polar itself when exact; :math:`\\lVert R\\rVert_F/\\lambda`
@@ -71,10 +71,19 @@ class Certificate:
     euler_residual : float
         :math:`\\max_i |u_i^\\top Z v_i - \\theta(u_i, v_i)|`, the first-order residual along
         each column's scale.
-    is_global : bool
-        ``bound <= tol * objective``: proven globally optimal to relative accuracy ``tol``.
+    is_global : bool or None
+        True when proven: ``bound <= tol * objective``, a global minimizer to relative accuracy
+        ``tol``. False when disproven: the polar's maximizer, appended as one more column at its
+        best scale, changes the objective by ``descent < -tol * objective``. None when neither is
+        proven (``proves`` says what is known).
     is_global_estimate : bool
         ``bound_estimate <= tol * objective`` (equals ``is_global`` when the polar is exact).
+    descent : float
+        A proven change of the objective available from this point (as in
+        :class:`~hdlcore.NetworkCertificate`): appending the maximizer :math:`(u, v)`
+        (:math:`\\theta(u, v) = 1`, attaining ``polar``) at its best scale changes the objective by at
+        most ``descent`` :math:`= -` :math:`\\tfrac12\\lambda^2(\\omega - 1)_+^2`, since
+        :math:`\\lVert M\\odot uv^\\top\\rVert_F \\le \\lVert u\\rVert_2\\lVert v\\rVert_2 \\le 1`.
     tol : float
     size : int
         Number of columns ``r``.
@@ -92,8 +101,9 @@ class Certificate:
     bound_estimate: float
     euler_gap: float
     euler_residual: float
-    is_global: bool
+    is_global: bool | None
     is_global_estimate: bool
+    descent: float
     tol: float
     size: int
     norms: str
@@ -107,7 +117,8 @@ class Certificate:
     @property
     def proves(self) -> str:
         """One sentence: what this certificate proves, and what it does not."""
-        rel = self.bound / max(abs(self.objective), 1e-300)
+        scale = max(abs(self.objective), 1e-300)
+        rel = self.bound / scale
         if self.is_global:
             return (f"proven: F(U, V) - F* <= {self.bound:.3g} ({rel:.1e} relative), so (U, V) is a "
                     f"global minimizer to relative accuracy {self.tol:g} and UV^T solves the convex "
@@ -115,7 +126,11 @@ class Certificate:
         if self.is_global_estimate:
             return (f"evidence, not proof: with the {self.polar_kind} polar {self.polar:.8g} the bound is "
                     f"{self.bound_estimate:.3g}; proven only F(U, V) - F* <= {self.bound:.3g}")
-        return (f"not certified: polar {self.polar:.8g} ({self.polar_kind}) exceeds 1 + {self.tol:g} "
+        if self.is_global is False:
+            return (f"proven not optimal: polar {self.polar:.8g} ({self.polar_kind}) > 1, and one more "
+                    f"column lowers the objective by at least {-self.descent:.3g} ({-self.descent / scale:.1e} "
+                    f"relative); proven F(U, V) - F* <= {self.bound:.3g}")
+        return (f"not certified: polar {self.polar:.8g} ({self.polar_kind}) is near 1 + {self.tol:g} "
                 f"or the point is not stationary; proven F(U, V) - F* <= {self.bound:.3g}")
 
     def __str__(self) -> str:
@@ -151,7 +166,7 @@ def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float
     -------
     PolarResult
         ``value``, maximizer ``u``, ``v`` (``Z``'s array type, ``theta(u, v) = 1``), ``kind``
-        (``"exact"``, ``"krylov"``, ``"lower-bound"``), ``upper`` (proven) and ``detail``.
+        (``"exact"``, ``"krylov"``, ``"lower_bound"``), ``upper`` (proven) and ``detail``.
 
     Notes
     -----
@@ -306,9 +321,18 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
 
     bound, bound_est = _bound(upper), _bound(value)
     scale = max(abs(objective), np.finfo(np.float64).tiny)
+    # The maximizer attains `value` (theta = 1), so appending it at its best scale is a verified descent.
+    descent = -0.5 * lam**2 * max(value - 1.0, 0.0) ** 2
+    if bound <= tol * scale:
+        is_global = True
+    elif -descent > tol * scale:
+        is_global = False
+    else:
+        is_global = None
     return Certificate(
         polar=value, polar_kind=pol.kind, polar_upper=upper, objective=objective, bound=bound,
         bound_estimate=bound_est, euler_gap=euler_gap, euler_residual=euler_residual,
-        is_global=bool(bound <= tol * scale), is_global_estimate=bool(bound_est <= tol * scale),
+        is_global=is_global, is_global_estimate=bool(bound_est <= tol * scale), descent=descent,
         tol=tol, size=int(U.shape[1]), norms=pair.name, basis=pol.detail,
     )
+

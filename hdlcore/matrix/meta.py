@@ -180,7 +180,7 @@ def grow(
             euler_gap = lam * float(pair._theta(U, V).sum()) - float(c)
             if euler_gap <= tol * max(abs(f), 1e-300) or cur <= final:
                 cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng)
-                if cert.polar <= 1 + tol or cert.polar_kind == "lower-bound":
+                if cert.polar <= 1 + tol or cert.polar_kind == "lower_bound":
                     converged = cert.polar <= 1 + tol
                     break
                 if cur <= final:  # the growth polar passed, the certificate's did not: stop honestly

@@ -17,7 +17,7 @@ the constraint that the column be entrywise non-negative). For every pair this m
   :math:`\\pm e_i`) or for l2/l2 (the top singular pair). For the remaining pairs (an l2+ side
   against an l2-type side: non-negative matrix factorization type) the polar is NP-hard in
   general; :meth:`NormPair.polar` then returns a **lower bound** from alternating maximization,
-  labelled ``kind="lower-bound"``, with a proven upper bound (a singular value of a relaxation);
+  labelled ``kind="lower_bound"``, with a proven upper bound (a singular value of a relaxation);
 - :meth:`NormPair.induced`, :math:`\\Omega_\\theta(X)`, in closed form where it has one
   (nuclear norm, sums of row or column norms, entrywise l1 norm).
 
@@ -158,11 +158,11 @@ class PolarResult:
     value : float
         The computed polar: exact (``kind="exact"``), the top Ritz value of a converged
         Lanczos run (``"krylov"``, a lower bound, not a proof), or the best value found by a
-        heuristic (``"lower-bound"``).
+        heuristic (``"lower_bound"``).
     u, v : array
         A maximizer: ``u @ Z @ v == value`` with ``theta(u, v) == 1`` (or ``0`` when the value is 0).
     kind : str
-        ``"exact"``, ``"krylov"`` or ``"lower-bound"``.
+        ``"exact"``, ``"krylov"`` or ``"lower_bound"``.
     upper : float
         A proven upper bound on the polar.
     detail : str
@@ -273,7 +273,7 @@ class NormPair:
         val, u, v = best
         detail = (f"lower bound: best of {len(inits)} runs of alternating maximization (the polar of "
                   f"{self.name} is NP-hard in general); proven upper bound {upper:.6g} from a singular value")
-        return PolarResult(max(val, 0.0), u, v, "lower-bound", max(upper, val), detail)
+        return PolarResult(max(val, 0.0), u, v, "lower_bound", max(upper, val), detail)
 
     @staticmethod
     def _vertex_polar(Z, vert: ColumnNorm, other: ColumnNorm, rows: bool) -> PolarResult:
