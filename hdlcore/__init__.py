@@ -35,12 +35,12 @@ _EXPORTS: dict[str, str] = {
     "two_spirals": "data",
     # Chapter 1: motivation
     # Chapter 2: positive homogeneity
-    "DegreeCheck": "homogeneity.degree",
-    "DegreeResult": "homogeneity.degree",
-    "balanced_rescaling": "homogeneity.degree",
-    "check_degrees": "homogeneity.degree",
-    "degree": "homogeneity.degree",
-    "euler_degree": "homogeneity.degree",
+    "DegreeCheck": "homogeneity.measure",
+    "DegreeResult": "homogeneity.measure",
+    "balanced_rescaling": "homogeneity.measure",
+    "check_degrees": "homogeneity.measure",
+    "degree": "homogeneity.measure",
+    "euler_degree": "homogeneity.measure",
     # Chapter 3: matrix factorization
     "prox_nuclear": "matrix.convex",
     "solve_convex": "matrix.convex",
@@ -157,7 +157,7 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
         dropout_objective,
         train_dropout,
     )
-    from .homogeneity.degree import (
+    from .homogeneity.measure import (
         DegreeCheck,
         DegreeResult,
         balanced_rescaling,

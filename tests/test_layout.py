@@ -89,7 +89,8 @@ def test_all_is_the_export_map_plus_the_subpackages():
 
 def test_type_checking_block_imports_every_exported_name():
     tree = ast.parse((PACKAGE / "__init__.py").read_text())
-    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    block = next(n for n in tree.body
+                 if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
     seen: dict[str, str] = {}
     for node in block.body:
         assert isinstance(node, ast.ImportFrom) and node.level == 1

@@ -2,52 +2,19 @@
 their polars, certificates of global optimality, and the grow meta-algorithm.
 """
 
-from .certificates import (
-    Certificate,
-    certify,
-    polar,
-)
-from .convex import (
-    prox_nuclear,
-    solve_convex,
-)
-from .factorized import (
-    factorized_objective,
-    solve_factorized,
-)
-from .meta import (
-    grow,
-)
-from .norms import (
-    NORM_PAIRS,
-    NORMS,
-    ColumnNorm,
-    NormPair,
-    PolarResult,
-    norm_pair,
-)
-from .spectral import (
-    EXACT_SIZE_LIMIT,
-    SigmaMax,
-    sigma_max,
-)
+from . import certificates, convex, factorized, meta, norms, spectral
+from .certificates import *  # noqa: F403
+from .convex import *  # noqa: F403
+from .factorized import *  # noqa: F403
+from .meta import *  # noqa: F403
+from .norms import *  # noqa: F403
+from .spectral import *  # noqa: F403
 
 __all__ = [
-    "ColumnNorm",
-    "NormPair",
-    "PolarResult",
-    "NORMS",
-    "NORM_PAIRS",
-    "norm_pair",
-    "SigmaMax",
-    "sigma_max",
-    "EXACT_SIZE_LIMIT",
-    "Certificate",
-    "polar",
-    "certify",
-    "prox_nuclear",
-    "solve_convex",
-    "solve_factorized",
-    "factorized_objective",
-    "grow",
+    *norms.__all__,
+    *spectral.__all__,
+    *certificates.__all__,
+    *convex.__all__,
+    *factorized.__all__,
+    *meta.__all__,
 ]

@@ -128,8 +128,8 @@ class Certificate:
                     f"{self.bound_estimate:.3g}; proven only F(U, V) - F* <= {self.bound:.3g}")
         if self.is_global is False:
             return (f"proven not optimal: polar {self.polar:.8g} ({self.polar_kind}) > 1, and one more "
-                    f"column lowers the objective by at least {-self.descent:.3g} ({-self.descent / scale:.1e} "
-                    f"relative); proven F(U, V) - F* <= {self.bound:.3g}")
+                    f"column lowers the objective by at least {-self.descent:.3g} "
+                    f"({-self.descent / scale:.1e} relative); proven F(U, V) - F* <= {self.bound:.3g}")
         return (f"not certified: polar {self.polar:.8g} ({self.polar_kind}) is near 1 + {self.tol:g} "
                 f"or the point is not stationary; proven F(U, V) - F* <= {self.bound:.3g}")
 

@@ -2,94 +2,44 @@
 proximal training, polars, certificates, the meta-algorithm for networks and a convex oracle.
 """
 
-from .certificates import (
-    NetworkCertificate,
-    add_subnetwork,
-    certify_network,
+from . import (
+    certificates,
+    convex_oracle,
+    last_layer,
+    meta,
+    model,
+    patterns,
+    polars,
+    problem,
+    proximal,
+    regularizers,
+    training,
+    training_many,
 )
-from .convex_oracle import (
-    ConvexReLUResult,
-    activation_patterns_2d,
-    convex_relu,
-)
-from .last_layer import (
-    LastLayerResult,
-    fit_last_layer,
-)
-from .meta import (
-    GrowNetworkResult,
-    grow_network,
-)
-from .model import (
-    ParallelSubnetworks,
-)
-from .patterns import (
-    PatternFitResult,
-    fit_within_patterns,
-)
-from .polars import (
-    Polar,
-    polar_linear,
-    polar_lower_bound,
-    polar_one_hidden_2d,
-    polar_upper_bound,
-)
-from .problem import (
-    LOSSES,
-    network_loss,
-)
-from .proximal import (
-    train_step,
-)
-from .regularizers import (
-    REGULARIZERS,
-    network_regularizer,
-    network_regularizer_grad,
-    prox_subnetworks,
-    rebalance,
-    regularizer_degree,
-    subnetwork_regularizer,
-    zero_subnets,
-)
-from .training import (
-    TrainResult,
-    train,
-)
-from .training_many import (
-    train_many,
-)
+from .certificates import *  # noqa: F403
+from .convex_oracle import *  # noqa: F403
+from .last_layer import *  # noqa: F403
+from .meta import *  # noqa: F403
+from .model import *  # noqa: F403
+from .patterns import *  # noqa: F403
+from .polars import *  # noqa: F403
+from .problem import *  # noqa: F403
+from .proximal import *  # noqa: F403
+from .regularizers import *  # noqa: F403
+from .training import *  # noqa: F403
+from .training_many import *  # noqa: F403
 
 __all__ = [
-    "ParallelSubnetworks",
-    "REGULARIZERS",
-    "regularizer_degree",
-    "subnetwork_regularizer",
-    "network_regularizer",
-    "network_regularizer_grad",
-    "prox_subnetworks",
-    "rebalance",
-    "zero_subnets",
-    "LOSSES",
-    "network_loss",
-    "train_step",
-    "TrainResult",
-    "train",
-    "train_many",
-    "LastLayerResult",
-    "fit_last_layer",
-    "PatternFitResult",
-    "fit_within_patterns",
-    "Polar",
-    "polar_one_hidden_2d",
-    "polar_linear",
-    "polar_lower_bound",
-    "polar_upper_bound",
-    "NetworkCertificate",
-    "certify_network",
-    "add_subnetwork",
-    "GrowNetworkResult",
-    "grow_network",
-    "ConvexReLUResult",
-    "activation_patterns_2d",
-    "convex_relu",
+    *model.__all__,
+    *regularizers.__all__,
+    *problem.__all__,
+    *proximal.__all__,
+    *training.__all__,
+    *training_many.__all__,
+    *last_layer.__all__,
+    *patterns.__all__,
+    *polars.__all__,
+    *certificates.__all__,
+    *meta.__all__,
+    *convex_oracle.__all__,
 ]
