@@ -14,6 +14,7 @@ __all__ = ["PALETTE", "STYLE", "apply_style", "subplots"]
 #: Colour-blind-safe cycle (Okabe and Ito), readable on the light and the dark theme.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 
+#: Matplotlib rc parameters of every figure in the book (applied by :func:`apply_style`).
 STYLE: dict[str, Any] = {
     "figure.figsize": (6.4, 3.6),
     "figure.dpi": 110,

@@ -2,15 +2,17 @@
 their polars, certificates of global optimality, and the grow meta-algorithm.
 """
 
-from . import certificates, convex, factorized, meta, norms, spectral
+from . import certificates, convex, factorized, meta, norms, problem, spectral
 from .certificates import *  # noqa: F403
 from .convex import *  # noqa: F403
 from .factorized import *  # noqa: F403
 from .meta import *  # noqa: F403
 from .norms import *  # noqa: F403
+from .problem import *  # noqa: F403
 from .spectral import *  # noqa: F403
 
 __all__ = [
+    *problem.__all__,
     *norms.__all__,
     *spectral.__all__,
     *certificates.__all__,

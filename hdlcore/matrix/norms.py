@@ -37,6 +37,8 @@ from .._validation import param_error
 
 __all__ = ["ColumnNorm", "NormPair", "PolarResult", "NORMS", "NORM_PAIRS", "norm_pair"]
 
+#: The column norms: l1, l2, and their non-negative variants l1+, l2+ (the norm plus the constraint
+#: that the column be entrywise non-negative).
 NORMS = ("l1", "l2", "l1+", "l2+")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from .._backend import as_tensor, is_tensor
 from .._validation import check_array, check_choice, check_mask, check_scalar, param_error
 
-__all__: list[str] = []
+__all__ = ["MatrixResult"]
 
 
 @dataclass
