@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import HypothesisWarning, check_scalar
+from .._validation import HypothesisWarning, check_array, check_devices, check_scalar
 from .scaling import Problem, build_problem, directional_derivative, evaluate_scales
 
 __all__ = ["DegreeResult", "DegreeCheck", "degree", "euler_degree", "check_degrees",
@@ -441,10 +441,9 @@ def balanced_rescaling(weights: Sequence[Any]) -> list[Any]:
     if isinstance(weights, str) or not isinstance(weights, Sequence) or len(weights) == 0:
         raise TypeError(f"The 'weights' parameter of {func} must be a non-empty list of arrays. "
                         f"Got {weights!r:.80} instead.")
-    from .._validation import check_array
-
+    check_devices(func, {"weights": list(weights)})
     Ws = [check_array(W, "weights", func, ndim=None) for W in weights]
-    norms = [float(np.linalg.norm(np.asarray(W.detach().cpu() if hasattr(W, "detach") else W)))
+    norms = [float(W.detach().double().norm()) if hasattr(W, "detach") else float(np.linalg.norm(W))
              for W in Ws]
     if min(norms) == 0.0:
         raise ValueError(f"The 'weights' parameter of {func} must have no zero layer (a zero layer "

@@ -38,7 +38,7 @@ import numpy as np
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 from .norms import PolarResult, norm_pair
-from .problem import default_tol, factors, prepare
+from .problem import factors, prepare, tolerance
 
 __all__ = ["Certificate", "polar", "certify"]
 
@@ -274,9 +274,7 @@ def certify(
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
     U, V = factors(prob, U, V, func, pair)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    tol = tolerance(tol, prob, func, 1e-6, 1e-4)
     method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
     lanczos_tol = check_scalar(lanczos_tol, "lanczos_tol", func, gt=0, lt=1)
     rng = check_rng(rng, "rng", func)

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import as_tensor
+from .._backend import as_compute_tensor, as_tensor
 from .._runtime import one_thread_when_small
-from .._validation import check_array, check_choice, check_rng, check_scalar, warn_not_converged
+from .._validation import check_array, check_scalar, warn_not_converged
 from .certificates import certificate
 from .norms import norm_pair
-from .problem import MatrixResult, default_tol, prepare
+from .problem import MatrixResult, prepare, solver_options
 
 __all__ = ["prox_nuclear", "solve_convex"]
 
@@ -63,7 +63,7 @@ def prox_nuclear(X: Any, tau: float) -> Any:
     func = "prox_nuclear"
     X = check_array(X, "X", func, ndim=2)
     tau = check_scalar(tau, "tau", func, ge=0)
-    Xt, back = as_tensor(X)
+    Xt, back = as_compute_tensor(X)
     P, s, Qh = _svt(Xt, tau)
     return back((P * s) @ Qh)  # (m, k) * (k,) @ (k, n) -> (m, n)
 
@@ -149,12 +149,8 @@ def solve_convex(
     """
     func = "solve_convex"
     prob, lam = prepare(Y, mask, lam, func)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-7, 1e-3)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
-    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
-    rng = check_rng(rng, "rng", func)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-7, 1e-3), max_iter,
+                                                      polar_method, rng)
     start = time.perf_counter()
     pair = norm_pair(("l2", "l2"))
     cert_tol = tol
