@@ -269,11 +269,14 @@ def _check_points(items: list[Any], idx: list[int], func: str) -> None:
 
 
 def _guard(problem: Problem, blame: str, got: str) -> None:
-    """Report an error raised by the user's callable at the given point (torch's shape or dtype
-    errors, say) in the library's shape, naming the argument that holds the point."""
+    """Report an error raised by the user's callable at the given point itself (torch's shape or
+    dtype errors, say) in the library's shape, naming the argument that holds the point. Errors at
+    other scales are the callable's own and pass through."""
     raw = problem.call
 
     def call(a: Any) -> Any:
+        if not (isinstance(a, float) and a == 1.0):
+            return raw(a)
         try:
             return raw(a)
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:

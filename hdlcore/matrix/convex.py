@@ -12,11 +12,10 @@ the reference the factorized solvers are compared with, in Chapter 3 and in
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
-from .._backend import as_compute_tensor, as_tensor
+from .._backend import Array, as_compute_tensor, as_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_scalar, warn_not_converged
 from .certificates import certificate
@@ -27,7 +26,7 @@ __all__ = ["prox_nuclear", "solve_convex"]
 
 
 @one_thread_when_small
-def prox_nuclear(X: Any, tau: float) -> Any:
+def prox_nuclear(X: Array, tau: float) -> Array:
     """Singular value thresholding: the prox of :math:`\\tau\\lVert\\cdot\\rVert_*`.
 
     Parameters
@@ -80,13 +79,13 @@ def _svt(X, tau):
 
 @one_thread_when_small
 def solve_convex(
-    Y: Any,
+    Y: Array,
     lam: float,
-    mask: Any = None,
+    mask: Array | None = None,
     *,
     tol: float | None = None,
     max_iter: int = 5000,
-    X0: Any = None,
+    X0: Array | None = None,
     certify: bool = True,
     polar_method: str = "auto",
     rng: np.random.Generator | int | None = None,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import Array
 from .._runtime import one_thread_when_small
 from .._validation import check_size, param_error, warn_not_converged
 from .certificates import certificate
@@ -39,14 +40,14 @@ __all__ = ["solve_factorized", "factorized_objective"]
 
 @one_thread_when_small
 def solve_factorized(
-    Y: Any,
+    Y: Array,
     lam: float,
     rank: int,
-    mask: Any = None,
+    mask: Array | None = None,
     norms: Any = ("l2", "l2"),
     *,
-    U0: Any = None,
-    V0: Any = None,
+    U0: Array | None = None,
+    V0: Array | None = None,
     method: str = "auto",
     tol: float | None = None,
     max_iter: int = 10000,
@@ -137,7 +138,7 @@ def solve_factorized(
 
 
 @one_thread_when_small
-def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
+def factorized_objective(Y: Array, U: Array, V: Array, lam: float, mask: Array | None = None,
                          norms: Any = ("l2", "l2")) -> float:
     """:math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)` (float64).
 

@@ -169,8 +169,8 @@ class MatrixResult:
         The algorithm that produced the point.
     """
 
-    U: Any
-    V: Any
+    U: Array
+    V: Array
     objective: float
     history: dict
     converged: bool
@@ -181,7 +181,7 @@ class MatrixResult:
     method: str
 
     @property
-    def X(self) -> Any:
+    def X(self) -> Array:
         """The model output :math:`X = UV^\\top`, shape (m, n)."""
         return self.U @ self.V.T
 

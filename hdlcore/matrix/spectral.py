@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import as_compute_tensor
+from .._backend import Array, as_compute_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 
@@ -82,7 +82,7 @@ class SigmaMax:
 
 @one_thread_when_small
 def sigma_max(
-    A: Any,
+    A: Array,
     *,
     method: str = "auto",
     tol: float = 1e-10,
