@@ -246,15 +246,8 @@ def _memory_bytes() -> float:
         return math.inf
 
 
-def check_size(
-    value: Any,
-    name: str,
-    func: str,
-    *,
-    ge: int = 1,
-    entries_per_unit: float = 1,
-    itemsize: int = 8,
-) -> int:
+def check_size(value: Any, name: str, func: str, *, ge: int = 1, entries_per_unit: float = 1,
+               itemsize: int = 8) -> int:
     """Validate a size (an int ``>= ge``) whose arrays, ``value * entries_per_unit`` entries of
     ``itemsize`` bytes, fit in this machine's memory; refused before anything is allocated."""
     value = check_scalar(value, name, func, kind="int", ge=ge)

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array
 from .._runtime import one_thread_when_small
 from .._validation import check_scalar, warn_not_converged
 from .certificates import certificate
@@ -42,13 +41,13 @@ _CLEAR = 0.1
 
 @one_thread_when_small
 def grow(
-    Y: Array,
+    Y: Any,
     lam: float,
-    mask: Array | None = None,
+    mask: Any = None,
     norms: Any = ("l2", "l2"),
     *,
-    U0: Array | None = None,
-    V0: Array | None = None,
+    U0: Any = None,
+    V0: Any = None,
     tol: float | None = None,
     max_size: int | None = None,
     method: str = "auto",
