@@ -1,7 +1,7 @@
 # The two commands of the book (see README.md):
 #   make book   set up .venv, execute every chapter, build the website in _build/html
 #   make test   set up, build the website, then unit tests + nbval over every chapter +
-#               site tests in headless Chromium, and ruff
+#               site tests in headless Chromium, ruff and mypy
 # Everything they need is installed by `make setup`, from a fresh clone.
 
 PYTHON ?= python3
@@ -40,12 +40,15 @@ book: setup
 test: book
 	HDL_REQUIRE_SITE=1 $(BIN)/python -m pytest
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# ruff, and mypy over hdlcore (configured in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
@@ -58,4 +61,4 @@ jupyter: $(STAMP)
 	$(BIN)/jupyter lab chapters
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache .hypothesis
+	rm -rf _build .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -9,11 +9,18 @@ global backend switch: the type of the data decides.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-__all__ = ["is_tensor", "as_tensor", "to_numpy"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Array", "is_tensor", "as_tensor", "as_compute_tensor", "to_numpy"]
+
+#: A numpy array or a torch tensor: what every public function of :mod:`hdlcore` takes and
+#: returns (numpy in, numpy out; a tensor in, a tensor out on the same device and dtype).
+Array = Union[np.ndarray, "torch.Tensor"]  # noqa: UP007 (a runtime alias, read by type checkers)
 
 
 def is_tensor(x: Any) -> bool:
@@ -51,6 +58,33 @@ def as_tensor(
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=device or t.device)
     return t, to_numpy
+
+
+def as_compute_tensor(x: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """:func:`as_tensor`, upcast to float32 when ``x`` is float16 or bfloat16.
+
+    Half-precision kernels are missing or inaccurate for the linear algebra of this library
+    (torch's CPU SVD has none: "linalg_svd_cpu not implemented for 'Half'"), so such input is
+    computed in float32 and the restore function casts floating results back to the input dtype:
+    float16 in, float16 out, computed in float32.
+    """
+    import torch
+
+    t, back = as_tensor(x)
+    if t.dtype not in (torch.float16, torch.bfloat16):
+        return t, back
+    return t.to(torch.float32), _cast_back(back, t.dtype)
+
+
+def _cast_back(back: Callable[[Any], Any], dtype: Any) -> Callable[[Any], Any]:
+    def restore(t: Any) -> Any:
+        if isinstance(t, tuple | list):
+            return type(t)(restore(s) for s in t)
+        if is_tensor(t) and t.is_floating_point() and t.ndim > 0:
+            t = t.to(dtype)
+        return back(t)
+
+    return restore
 
 
 def _identity(t: Any) -> Any:

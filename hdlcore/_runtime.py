@@ -63,9 +63,9 @@ def precision(kind: str, device_type: str):
     cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     new_api = hasattr(cuda, "fp32_precision") and hasattr(cudnn, "conv")
     if new_api:
-        saved = (cuda.fp32_precision, cudnn.conv.fp32_precision)
+        saved = (cuda.fp32_precision, cudnn.conv.fp32_precision)  # type: ignore[attr-defined]
         mode = "tf32" if kind == "tf32" else "ieee"
-        cuda.fp32_precision, cudnn.conv.fp32_precision = mode, mode
+        cuda.fp32_precision, cudnn.conv.fp32_precision = mode, mode  # type: ignore[attr-defined]
     else:  # pragma: no cover - older torch
         saved = (cuda.allow_tf32, cudnn.allow_tf32)
         cuda.allow_tf32 = cudnn.allow_tf32 = kind == "tf32"
@@ -77,7 +77,7 @@ def precision(kind: str, device_type: str):
             yield
     finally:
         if new_api:
-            cuda.fp32_precision, cudnn.conv.fp32_precision = saved
+            cuda.fp32_precision, cudnn.conv.fp32_precision = saved  # type: ignore[attr-defined]
         else:  # pragma: no cover
             cuda.allow_tf32, cudnn.allow_tf32 = saved
 

@@ -16,7 +16,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -28,6 +28,8 @@ __all__ = [
     "check_choice",
     "check_array",
     "check_mask",
+    "check_devices",
+    "check_size",
     "check_rng",
     "warn_not_converged",
 ]
@@ -42,6 +44,8 @@ class HypothesisWarning(UserWarning):
 
 
 def _describe(value: Any) -> str:
+    if _is_tensor(value) and value.device.type != "cpu":
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype} on {value.device}"
     if _is_tensor(value) or isinstance(value, np.ndarray):
         return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
@@ -56,6 +60,18 @@ def _is_tensor(value: Any) -> bool:
 def param_error(name: str, func: str, expected: str, value: Any, exc=ValueError) -> Exception:
     """Build the standard error: ``The 'name' parameter of func must be expected. Got v instead.``"""
     return exc(f"The '{name}' parameter of {func} must be {expected}. Got {_describe(value)} instead.")
+
+
+@overload
+def check_scalar(value: Any, name: str, func: str, *, kind: Literal["int"], gt: float | None = None,
+                 ge: float | None = None, lt: float | None = None, le: float | None = None,
+                 allow_inf: bool = False) -> int: ...
+
+
+@overload
+def check_scalar(value: Any, name: str, func: str, *, kind: Literal["float"] = "float",
+                 gt: float | None = None, ge: float | None = None, lt: float | None = None,
+                 le: float | None = None, allow_inf: bool = False) -> float: ...
 
 
 def check_scalar(
@@ -122,21 +138,28 @@ def check_array(
     shape: tuple[int | None, ...] | None = None,
     finite: bool = True,
     min_size: int = 1,
+    real: bool = True,
 ) -> Any:
     """Validate a numpy array or torch tensor: dimension, shape, size and finiteness.
 
     Lists are converted to float numpy arrays; numpy arrays and tensors are returned as
-    they are (integer arrays are converted to float64 numpy / the default torch float).
-    ``shape`` entries equal to ``None`` are free.
+    they are (integer and boolean arrays are converted to float64 numpy / the default torch
+    float). Complex arrays are refused unless ``real=False`` (their imaginary part would be
+    dropped silently by real arithmetic). ``shape`` entries equal to ``None`` are free.
+    Finiteness is not checked on the ``meta`` device, which holds no values.
     """
     if _is_tensor(A):
         import torch
 
+        if A.is_complex() and real:
+            raise param_error(name, func, "a real array (not complex)", A, TypeError)
         if not (A.is_floating_point() or A.is_complex()):
             A = A.to(torch.get_default_dtype())
     elif isinstance(A, np.ndarray):
         if A.dtype.kind in "biu":
             A = A.astype(np.float64)
+        elif A.dtype.kind == "c" and real:
+            raise param_error(name, func, "a real array (not complex)", A, TypeError)
         elif A.dtype.kind not in "fc":
             raise param_error(name, func, "a real array", A, TypeError)
     elif isinstance(A, list | tuple) or isinstance(A, numbers.Real):
@@ -157,7 +180,7 @@ def check_array(
     size = A.numel() if _is_tensor(A) else A.size
     if size < min_size:
         raise param_error(name, func, f"an array with at least {min_size} entries", A)
-    if finite:
+    if finite and not (_is_tensor(A) and A.device.type == "meta"):
         ok = bool(A.isfinite().all()) if _is_tensor(A) else bool(np.isfinite(A).all())
         if not ok:
             raise param_error(name, func, "finite (no NaN or inf)", A)
@@ -190,10 +213,56 @@ def check_mask(mask: Any, shape: tuple[int, ...], name: str, func: str) -> Any:
     return mask
 
 
+def _device(value: Any) -> str:
+    return str(value.device) if _is_tensor(value) else "cpu"
+
+
+def check_devices(func: str, arrays: dict[str, Any]) -> None:
+    """Refuse arrays on different devices, naming both parameters (numpy arrays are on the CPU).
+
+    ``arrays`` maps parameter names to arrays, tensors, sequences of them, or None (skipped).
+    Called before any arithmetic, so that a mismatch is reported instead of torch's error.
+    """
+    first: tuple[str, str] | None = None
+    for name, value in arrays.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if item is None or not (_is_tensor(item) or isinstance(item, np.ndarray)):
+                continue
+            device = _device(item)
+            if first is None:
+                first = (name, device)
+            elif device != first[1]:
+                raise param_error(name, func, f"on the same device as '{first[0]}' ({first[1]})", item)
+
+
+def _memory_bytes() -> float:
+    """Physical memory of this machine (bytes); infinite where the platform does not say."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+def check_size(value: Any, name: str, func: str, *, ge: int = 1, entries_per_unit: float = 1,
+               itemsize: int = 8) -> int:
+    """Validate a size (an int ``>= ge``) whose arrays, ``value * entries_per_unit`` entries of
+    ``itemsize`` bytes, fit in this machine's memory; refused before anything is allocated."""
+    value = check_scalar(value, name, func, kind="int", ge=ge)
+    need = float(value) * entries_per_unit * itemsize
+    have = _memory_bytes()
+    if need > have:
+        raise param_error(name, func, f"an int >= {ge} whose arrays fit in memory ({need:.3g} bytes "
+                          f"needed, {have:.3g} bytes on this machine)", value)
+    return value
+
+
 def check_rng(rng: Any, name: str, func: str) -> np.random.Generator:
     """Accept a ``np.random.Generator``, an int seed or None (a fresh generator)."""
     if rng is None or isinstance(rng, numbers.Integral):
-        return np.random.default_rng(rng)
+        return np.random.default_rng(None if rng is None else int(rng))
     if isinstance(rng, np.random.Generator):
         return rng
     raise param_error(name, func, "a numpy Generator, an int seed or None", rng, TypeError)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_rng, check_scalar
+from ._validation import check_rng, check_scalar, check_size, param_error
 
 __all__ = [
     "low_rank_matrix",
@@ -23,6 +23,12 @@ __all__ = [
     "ilsvrc_top5",
     "ILSVRC_HUMAN_TOP5",
 ]
+
+
+def _check_matrix_size(m: int, n: int, names: tuple[str, str], func: str) -> None:
+    """Refuse an ``m x n`` float64 matrix larger than this machine's memory, naming the larger side."""
+    big, small = (m, n) if m >= n else (n, m)
+    check_size(big, names[0] if m >= n else names[1], func, entries_per_unit=small)
 
 
 def low_rank_matrix(
@@ -47,6 +53,7 @@ def low_rank_matrix(
     func = "low_rank_matrix"
     m = check_scalar(m, "m", func, kind="int", ge=1)
     n = check_scalar(n, "n", func, kind="int", ge=1)
+    _check_matrix_size(m, n, ("m", "n"), func)
     rank = check_scalar(rank, "rank", func, kind="int", ge=0, le=min(m, n))
     noise = check_scalar(noise, "noise", func, ge=0)
     rng = check_rng(rng, "rng", func)
@@ -76,7 +83,10 @@ def random_mask(
     func = "random_mask"
     fraction = check_scalar(fraction, "fraction", func, gt=0, le=1)
     rng = check_rng(rng, "rng", func)
+    if not isinstance(shape, tuple | list) or len(shape) != 2:
+        raise param_error("shape", func, "a pair (m, n) of ints >= 1", shape, TypeError)
     m, n = (check_scalar(s, "shape", func, kind="int", ge=1) for s in shape)
+    _check_matrix_size(m, n, ("shape", "shape"), func)
     mask = rng.random((m, n)) < fraction
     mask[np.arange(m), rng.integers(0, n, size=m)] = True
     mask[rng.integers(0, m, size=n), np.arange(n)] = True
@@ -103,7 +113,7 @@ def two_spirals(
     ((100, 2), (100, 1), [-1.0, 1.0])
     """
     func = "two_spirals"
-    n = check_scalar(n, "n", func, kind="int", ge=2)
+    n = check_size(n, "n", func, ge=2, entries_per_unit=3)
     turns = check_scalar(turns, "turns", func, gt=0)
     noise = check_scalar(noise, "noise", func, ge=0)
     rng = check_rng(rng, "rng", func)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import param_error
+from ._validation import check_scalar, param_error
 
 __all__ = ["CheckResult", "setup", "check", "by_device", "report", "records", "device"]
 
@@ -192,6 +192,8 @@ def check(
         raise param_error("id", "check", "a string of [a-z0-9] words joined by '-'", id)
     if not isinstance(claim, str) or not claim.strip():
         raise param_error("claim", "check", "a non-empty string", claim, TypeError)
+    rtol = check_scalar(rtol, "rtol", "check", ge=0)
+    atol = check_scalar(atol, "atol", "check", ge=0)
     arr = _as_array(value)
     comparisons = {k: v for k, v in (("<=", le), (">=", ge), ("<", lt), (">", gt)) if v is not None}
     if close_to is None and not comparisons:
@@ -227,7 +229,7 @@ def check(
                 shown = _fmt(arr) if arr.ndim == 0 else f"array {arr.shape}"
         bound = ", ".join(parts)
     line = f"{'PASS' if passed else 'FAIL'} [{id}] {claim}: {shown}" + (f" {bound}" if bound else "")
-    result = CheckResult(id=id, claim=claim, passed=passed, value=shown, bound=bound,
+    result = CheckResult(id=id, claim=claim, passed=passed, value=shown or "", bound=bound,
                          doc=os.environ.get("HDLCORE_CHECKS_DOC"))
     _RECORDS[id] = result
     _log(asdict(result) | {"kind": "check"})

@@ -42,7 +42,7 @@ def apply_style() -> None:
     import matplotlib as mpl
     from cycler import cycler
 
-    mpl.rcParams.update(STYLE)
+    mpl.rcParams.update(STYLE)  # type: ignore[arg-type]  # matplotlib types its keys as literals
     mpl.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
 
 

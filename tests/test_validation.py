@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from hdlcore._validation import check_array, check_choice, check_mask, check_scalar
+from hdlcore._backend import as_compute_tensor
+from hdlcore._validation import (
+    _memory_bytes,
+    check_array,
+    check_choice,
+    check_devices,
+    check_mask,
+    check_scalar,
+    check_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +76,42 @@ def test_check_mask():
 def test_check_choice():
     with pytest.raises(ValueError, match="must be one of 'l2', 'l1'. Got 'l3' instead"):
         check_choice("l3", "norms", "f", ["l2", "l1"])
+
+
+def test_check_array_refuses_complex_unless_asked():
+    for Z in (np.ones((2, 2), complex), torch.ones(2, 2, dtype=torch.complex64)):
+        with pytest.raises(TypeError, match=r"The 'Z' parameter of f must be a real array \(not complex\)"):
+            check_array(Z, "Z", "f")
+        assert check_array(Z, "Z", "f", real=False) is Z
+
+
+def test_check_devices_names_both_parameters():
+    check_devices("f", {"Y": np.ones(2), "U": torch.ones(2), "V": None})  # numpy counts as the CPU
+    with pytest.raises(ValueError, match=r"The 'U' parameter of f must be on the same device as 'Y' "
+                                         r"\(cpu\)\. Got .* on meta instead"):
+        check_devices("f", {"Y": torch.ones(2), "U": torch.ones(2, device="meta")})
+    with pytest.raises(ValueError, match=r"The 'weights' parameter of f .* as 'weights'"):
+        check_devices("f", {"weights": [torch.ones(2), torch.ones(2, device="meta")]})
+
+
+def test_check_size_refuses_what_cannot_fit_before_allocating():
+    assert check_size(10, "rank", "f", entries_per_unit=7) == 10
+    memory = _memory_bytes()
+    too_many = int(memory // 8) + 1  # one float64 entry more than the machine holds
+    with pytest.raises(ValueError, match=r"The 'rank' parameter of f must be an int >= 1 whose arrays fit "
+                                         r"in memory"):
+        check_size(too_many, "rank", "f")
+    with pytest.raises(ValueError, match=r"The 'd' parameter of f must be an int >= 1"):
+        check_size(0, "d", "f")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_returned_in_its_dtype(dtype):
+    x = torch.tensor([[1.5, -2.0]], dtype=dtype)
+    t, back = as_compute_tensor(x)
+    assert t.dtype == torch.float32 and torch.equal(t, x.float())
+    out = back((2 * t, [t]))
+    assert out[0].dtype == dtype and torch.equal(out[0], 2 * x) and out[1][0].dtype == dtype
+    t, back = as_compute_tensor(x.numpy() if dtype == torch.float16 else np.ones(2))  # numpy float16
+    out = back(t)
+    assert isinstance(out, np.ndarray) and out.dtype == (np.float16 if dtype == torch.float16 else np.float64)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import HypothesisWarning, check_scalar
+from .._backend import Array
+from .._validation import HypothesisWarning, check_array, check_devices, check_scalar
 from .scaling import Problem, build_problem, directional_derivative, evaluate_scales
 
 __all__ = ["DegreeResult", "DegreeCheck", "degree", "euler_degree", "check_degrees",
@@ -197,7 +198,7 @@ def degree(
     f: Callable[..., Any],
     params: Any = None,
     *,
-    inputs: Any = None,
+    inputs: Array | Sequence[Array] | None = None,
     wrt: str = "params",
     argnums: int | Sequence[int] | None = None,
     powers: Sequence[float] | Mapping[str, float] | None = None,
@@ -285,7 +286,7 @@ def euler_degree(
     f: Callable[..., Any],
     params: Any = None,
     *,
-    inputs: Any = None,
+    inputs: Array | Sequence[Array] | None = None,
     wrt: str = "params",
     argnums: int | Sequence[int] | None = None,
     powers: Sequence[float] | Mapping[str, float] | None = None,
@@ -333,7 +334,7 @@ def check_degrees(
     regularizer: Callable[..., Any],
     params: Any = None,
     *,
-    inputs: Any = None,
+    inputs: Array | Sequence[Array] | None = None,
     scales: Sequence[float] | None = None,
     rtol: float | None = None,
     warn: bool = False,
@@ -410,7 +411,7 @@ def check_degrees(
     return DegreeCheck(matched, pn, pr, message, net_result, reg_result)
 
 
-def balanced_rescaling(weights: Sequence[Any]) -> list[Any]:
+def balanced_rescaling(weights: Sequence[Array]) -> list[Array]:
     r"""Rescale layers ``W^k -> c_k W^k`` (``c_k > 0``, ``prod_k c_k = 1``) to equal norms.
 
     A bias-free ReLU network is unchanged by such a rescaling (each layer is homogeneous of degree
@@ -441,10 +442,9 @@ def balanced_rescaling(weights: Sequence[Any]) -> list[Any]:
     if isinstance(weights, str) or not isinstance(weights, Sequence) or len(weights) == 0:
         raise TypeError(f"The 'weights' parameter of {func} must be a non-empty list of arrays. "
                         f"Got {weights!r:.80} instead.")
-    from .._validation import check_array
-
+    check_devices(func, {"weights": list(weights)})
     Ws = [check_array(W, "weights", func, ndim=None) for W in weights]
-    norms = [float(np.linalg.norm(np.asarray(W.detach().cpu() if hasattr(W, "detach") else W)))
+    norms = [float(W.detach().double().norm()) if hasattr(W, "detach") else float(np.linalg.norm(W))
              for W in Ws]
     if min(norms) == 0.0:
         raise ValueError(f"The 'weights' parameter of {func} must have no zero layer (a zero layer "

@@ -88,11 +88,11 @@ def _select(module: Any, params: Any, func: str) -> list[str]:
     if params is None:
         return list(named)
     if callable(params) and not isinstance(params, torch.nn.Module):  # a filter on names
-        names = [n for n in named if params(n)]
-        if not names:
+        selected = [n for n in named if params(n)]
+        if not selected:
             raise _err("params", func, "a filter selecting at least one parameter name",
                        f"{_describe(params)} (selects none of {', '.join(named)})")
-        return names
+        return selected
     items = [params] if isinstance(params, str | torch.Tensor | torch.nn.Module) else list(params)
     by_id = {id(p): n for n, p in named.items()}
     modules = {id(m): prefix for prefix, m in module.named_modules()}
@@ -225,6 +225,7 @@ def _function_problem(f, params, inputs, wrt, argnums, powers, func, f_name, reg
         elif not _is_float_tensor(x):
             raise _err("params", func, "floating-point tensors (or numpy float arrays) to scale",
                        f"{_describe(x)} at position {i}", TypeError)
+    _check_points(items, idx, func)
     k = _powers(powers, [f"params[{i}]" for i in idx], func)
     powers_of = dict(zip(idx, k, strict=True))
     base = [x.detach() if is_tensor(x) else x for x in items]
@@ -247,16 +248,70 @@ def _function_problem(f, params, inputs, wrt, argnums, powers, func, f_name, reg
     return Problem(call, func, f_name, "params", what, dtype, devices, regularizer is not None, notes)
 
 
+def _check_points(items: list[Any], idx: list[int], func: str) -> None:
+    """The scaled arguments of a function: non-empty, finite, and (tensors) on one device."""
+    import torch
+
+    devices = {str(x.device) for x in items if is_tensor(x)}
+    if len(devices) > 1:
+        where = ", ".join(f"params[{i}] on {x.device}" for i, x in enumerate(items) if is_tensor(x))
+        raise _err("params", func, "tensors on one device", where)
+    for i in idx:
+        x = items[i]
+        if (x.numel() if is_tensor(x) else x.size) == 0:
+            raise _err("params", func, "non-empty arrays (an empty point has no degree)",
+                       f"{_describe(x)} at position {i}")
+        if is_tensor(x) and x.device.type == "meta":
+            continue
+        finite = bool(torch.isfinite(x).all()) if is_tensor(x) else bool(np.isfinite(x).all())
+        if not finite:
+            raise _err("params", func, "finite (no NaN or inf)", f"{_describe(x)} at position {i}")
+
+
+def _guard(problem: Problem, blame: str, got: str) -> None:
+    """Report an error raised by the user's callable at the given point itself (torch's shape or
+    dtype errors, say) in the library's shape, naming the argument that holds the point. Errors at
+    other scales are the callable's own and pass through."""
+    raw = problem.call
+
+    def call(a: Any) -> Any:
+        if not (isinstance(a, float) and a == 1.0):
+            return raw(a)
+        try:
+            return raw(a)
+        except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
+            if str(exc).startswith("The '"):
+                raise
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise _err(blame, problem.func, f"arguments that {problem.f_name} accepts (calling it "
+                       f"raised {type(exc).__name__}: {first})", got, type(exc) if isinstance(
+                           exc, TypeError) else ValueError) from exc
+
+    problem.call = call
+
+
+def _describe_all(x: Any) -> str:
+    if isinstance(x, list | tuple):
+        text = ", ".join(_describe(i) for i in x)
+        return text if len(text) <= 300 else text[:297] + "..."
+    return _describe(x)
+
+
 def build_problem(f, params=None, *, inputs=None, wrt="params", argnums=None, powers=None,
                   func="degree", f_name="f", regularizer=None) -> Problem:
     """Validate the public arguments (once) and return the :class:`Problem` they define."""
     import torch
 
     if isinstance(f, torch.nn.Module):
-        return _module_problem(f, params, inputs, wrt, argnums, powers, func, f_name, regularizer)
-    if not callable(f):
+        problem = _module_problem(f, params, inputs, wrt, argnums, powers, func, f_name, regularizer)
+        blame, got = ("inputs", _describe_all(inputs)) if inputs is not None else ("params", _describe(f))
+    elif not callable(f):
         raise _err(f_name, func, "a callable of tensors or a torch.nn.Module", _describe(f), TypeError)
-    return _function_problem(f, params, inputs, wrt, argnums, powers, func, f_name, regularizer)
+    else:
+        problem = _function_problem(f, params, inputs, wrt, argnums, powers, func, f_name, regularizer)
+        blame, got = "params", _describe_all(params)
+    _guard(problem, blame, got)
+    return problem
 
 
 def _tf32_possible(devices: list[int]) -> bool:
@@ -266,7 +321,7 @@ def _tf32_possible(devices: list[int]) -> bool:
     if not devices:
         return False
     try:
-        conv = torch.backends.cudnn.conv.fp32_precision  # the API of torch >= 2.9
+        conv = torch.backends.cudnn.conv.fp32_precision  # type: ignore[attr-defined]  # torch >= 2.9
         matmul = torch.backends.cuda.matmul.fp32_precision
         legacy_matmul = matmul == "none" and torch.get_float32_matmul_precision() != "highest"
         return "tf32" in (conv, matmul) or legacy_matmul
@@ -362,7 +417,7 @@ def directional_derivative(problem: Problem) -> tuple[np.ndarray | None, str]:
             return None, f"autograd failed ({str(exc).splitlines()[0][:120]})"
     if D is None:
         D = torch.zeros_like(out)
-    D = D.detach().reshape(-1).to("cpu", torch.float64).numpy()
-    if not np.isfinite(D).all():
+    derivative = D.detach().reshape(-1).to("cpu", torch.float64).numpy()
+    if not np.isfinite(derivative).all():
         return None, "autograd returned NaN or inf (f is not differentiable at the point)"
-    return D, ""
+    return derivative, ""

@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import Array
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 from .norms import PolarResult, norm_pair
-from .problem import default_tol, factors, prepare
+from .problem import factors, prepare, tolerance
 
 __all__ = ["Certificate", "polar", "certify"]
 
@@ -142,7 +143,7 @@ class Certificate:
 
 
 @one_thread_when_small
-def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
+def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
           starts: int = 8, rng: np.random.Generator | int | None = None) -> PolarResult:
     """The polar :math:`\\Omega_\\theta^\\circ(Z) = \\sup_{\\theta(u, v) \\le 1} u^\\top Z v` and a maximizer.
 
@@ -201,11 +202,11 @@ def polar(Z: Any, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float
 
 @one_thread_when_small
 def certify(
-    Y: Any,
-    U: Any,
-    V: Any,
+    Y: Array,
+    U: Array,
+    V: Array,
     lam: float,
-    mask: Any = None,
+    mask: Array | None = None,
     norms: Any = ("l2", "l2"),
     *,
     tol: float | None = None,
@@ -274,9 +275,7 @@ def certify(
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
     U, V = factors(prob, U, V, func, pair)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    tol = tolerance(tol, prob, func, 1e-6, 1e-4)
     method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
     lanczos_tol = check_scalar(lanczos_tol, "lanczos_tol", func, gt=0, lt=1)
     rng = check_rng(rng, "rng", func)

@@ -12,22 +12,21 @@ the reference the factorized solvers are compared with, in Chapter 3 and in
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
-from .._backend import as_tensor
+from .._backend import Array, as_compute_tensor, as_tensor
 from .._runtime import one_thread_when_small
-from .._validation import check_array, check_choice, check_rng, check_scalar, warn_not_converged
+from .._validation import check_array, check_scalar, warn_not_converged
 from .certificates import certificate
 from .norms import norm_pair
-from .problem import MatrixResult, default_tol, prepare
+from .problem import MatrixResult, prepare, solver_options
 
 __all__ = ["prox_nuclear", "solve_convex"]
 
 
 @one_thread_when_small
-def prox_nuclear(X: Any, tau: float) -> Any:
+def prox_nuclear(X: Array, tau: float) -> Array:
     """Singular value thresholding: the prox of :math:`\\tau\\lVert\\cdot\\rVert_*`.
 
     Parameters
@@ -63,7 +62,7 @@ def prox_nuclear(X: Any, tau: float) -> Any:
     func = "prox_nuclear"
     X = check_array(X, "X", func, ndim=2)
     tau = check_scalar(tau, "tau", func, ge=0)
-    Xt, back = as_tensor(X)
+    Xt, back = as_compute_tensor(X)
     P, s, Qh = _svt(Xt, tau)
     return back((P * s) @ Qh)  # (m, k) * (k,) @ (k, n) -> (m, n)
 
@@ -80,13 +79,13 @@ def _svt(X, tau):
 
 @one_thread_when_small
 def solve_convex(
-    Y: Any,
+    Y: Array,
     lam: float,
-    mask: Any = None,
+    mask: Array | None = None,
     *,
     tol: float | None = None,
     max_iter: int = 5000,
-    X0: Any = None,
+    X0: Array | None = None,
     certify: bool = True,
     polar_method: str = "auto",
     rng: np.random.Generator | int | None = None,
@@ -149,12 +148,8 @@ def solve_convex(
     """
     func = "solve_convex"
     prob, lam = prepare(Y, mask, lam, func)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-7, 1e-3)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
-    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
-    rng = check_rng(rng, "rng", func)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-7, 1e-3), max_iter,
+                                                      polar_method, rng)
     start = time.perf_counter()
     pair = norm_pair(("l2", "l2"))
     cert_tol = tol

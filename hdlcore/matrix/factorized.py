@@ -28,25 +28,26 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import Array
 from .._runtime import one_thread_when_small
-from .._validation import check_choice, check_rng, check_scalar, param_error, warn_not_converged
+from .._validation import check_size, param_error, warn_not_converged
 from .certificates import certificate
 from .norms import NormPair, norm_pair
-from .problem import MatrixResult, default_tol, descent_method, factors, prepare
+from .problem import MatrixResult, default_tol, descent_method, factors, prepare, solver_options
 
 __all__ = ["solve_factorized", "factorized_objective"]
 
 
 @one_thread_when_small
 def solve_factorized(
-    Y: Any,
+    Y: Array,
     lam: float,
     rank: int,
-    mask: Any = None,
+    mask: Array | None = None,
     norms: Any = ("l2", "l2"),
     *,
-    U0: Any = None,
-    V0: Any = None,
+    U0: Array | None = None,
+    V0: Array | None = None,
     method: str = "auto",
     tol: float | None = None,
     max_iter: int = 10000,
@@ -118,12 +119,8 @@ def solve_factorized(
     prob, lam = prepare(Y, mask, lam, func)
     pair = norm_pair(norms, func)
     method = descent_method(method, pair, func)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-12, 1e-6)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
-    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
-    rng = check_rng(rng, "rng", func)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-12, 1e-6), max_iter,
+                                                      polar_method, rng)
     U, V = start_point(prob, pair, rank, U0, V0, rng, func)
     t0 = time.perf_counter()
     U, V, hist, converged, n_iter = descend(prob, pair, U, V, lam, method=method, tol=tol,
@@ -141,7 +138,7 @@ def solve_factorized(
 
 
 @one_thread_when_small
-def factorized_objective(Y: Any, U: Any, V: Any, lam: float, mask: Any = None,
+def factorized_objective(Y: Array, U: Array, V: Array, lam: float, mask: Array | None = None,
                          norms: Any = ("l2", "l2")) -> float:
     """:math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)` (float64).
 
@@ -176,7 +173,7 @@ def start_point(prob, pair: NormPair, rank, U0, V0, rng, func):
     if U0 is not None:
         U, V = factors(prob, U0, V0, func, pair, names=("U0", "V0"))
         return U.clone(), V.clone()
-    rank = check_scalar(rank, "rank", func, kind="int", ge=1)
+    rank = check_size(rank, "rank", func, ge=1, entries_per_unit=m + n)
     scale = (float(torch.linalg.vector_norm(prob.Y)) / np.sqrt(m * n * rank)) ** 0.5
     U = torch.as_tensor(scale * rng.standard_normal((m, rank)), dtype=prob.Y.dtype, device=prob.Y.device)
     V = torch.as_tensor(scale * rng.standard_normal((n, rank)), dtype=prob.Y.dtype, device=prob.Y.device)

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from .._runtime import one_thread_when_small
-from .._validation import check_choice, check_rng, check_scalar, warn_not_converged
+from .._validation import check_scalar, warn_not_converged
 from .certificates import certificate
 from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
-from .problem import MatrixResult, default_tol, descent_method, prepare
+from .problem import MatrixResult, descent_method, prepare, solver_options
 
 __all__ = ["grow"]
 
@@ -123,14 +123,10 @@ def grow(
     pair = norm_pair(norms, func)
     m, n = prob.shape
     method = descent_method(method, pair, func)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-6, 1e-4), max_iter,
+                                                      polar_method, rng)
     default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
     max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
-    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
-    rng = check_rng(rng, "rng", func)
     import torch
 
     if U0 is None and V0 is None:

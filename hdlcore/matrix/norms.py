@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import as_tensor, is_tensor
+from .._backend import as_compute_tensor, is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import param_error
 
@@ -69,7 +69,7 @@ class ColumnNorm:
 
         ``tau`` is a scalar or one value per column.
         """
-        t, back = as_tensor(X)
+        t, back = as_compute_tensor(X)
         return back(self._prox(t, _like(tau, t)))
 
     def support(self, Z: Any) -> Any:
@@ -85,7 +85,7 @@ class ColumnNorm:
 
         Moreau's identity reads ``prox(x, tau) + project_dual(x, tau) == x``.
         """
-        t, back = as_tensor(Z)
+        t, back = as_compute_tensor(Z)
         return back(self._project_dual(t, _like(tau, t)))
 
     # -- internal, tensors -----------------------------------------------------------------------
@@ -211,8 +211,8 @@ class NormPair:
 
     def theta(self, U: Any, V: Any) -> Any:
         """Per-column values :math:`\\theta(u_i, v_i)` (shape ``(r,)``)."""
-        Ut, back = as_tensor(U)
-        Vt, _ = as_tensor(V)
+        Ut, back = as_compute_tensor(U)
+        Vt, _ = as_compute_tensor(V)
         return back(self._theta(Ut, Vt.to(Ut)))
 
     def _theta(self, U, V):
@@ -228,7 +228,7 @@ class NormPair:
         heuristic for pairs without a closed form. :func:`hdlcore.polar` validates its input
         and calls this.
         """
-        Zt, back = as_tensor(Z)
+        Zt, back = as_compute_tensor(Z)
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         res = self._polar(Zt, method=method, tol=tol, starts=starts, rng=rng)
         return PolarResult(res.value, back(res.u), back(res.v), res.kind, res.upper, res.detail)
@@ -313,7 +313,7 @@ class NormPair:
         a non-negativity constraint makes ``X`` unreachable). Raises ``ValueError`` for the pairs
         without a closed form.
         """
-        Xt, _ = as_tensor(X)
+        Xt, _ = as_compute_tensor(X)
         return float(self._induced(Xt))
 
     def _induced(self, X):
@@ -331,7 +331,7 @@ class NormPair:
 
 def _apply(fn, X):
     """Apply a column-wise function; a vector is one column (and comes back as a vector/scalar)."""
-    t, back = as_tensor(X)
+    t, back = as_compute_tensor(X)
     vec = t.ndim == 1
     out = fn(t.unsqueeze(1) if vec else t)
     if vec:

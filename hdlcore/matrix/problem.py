@@ -10,8 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend import as_tensor, is_tensor
-from .._validation import check_array, check_choice, check_mask, check_scalar, param_error
+from .._backend import Array, as_compute_tensor, as_tensor, is_tensor
+from .._validation import (
+    check_array,
+    check_choice,
+    check_devices,
+    check_mask,
+    check_rng,
+    check_scalar,
+    param_error,
+)
 
 __all__ = ["MatrixResult"]
 
@@ -47,15 +55,18 @@ class Problem:
         return 0.5 * float(torch.sum(R * R, dtype=torch.float64))
 
 
-def prepare(Y: Any, mask: Any, lam: Any, func: str) -> tuple[Problem, float]:
-    """Validate ``Y``, ``mask`` and ``lam`` at a public boundary; return tensors and ``lam``."""
+def prepare(Y: Array, mask: Array | None, lam: float, func: str) -> tuple[Problem, float]:
+    """Validate ``Y``, ``mask`` and ``lam`` at a public boundary; return tensors and ``lam``.
+
+    float16 and bfloat16 data are computed in float32 (torch has no half-precision SVD on the
+    CPU); the problem's ``back`` casts results to the input dtype.
+    """
     import torch
 
+    check_devices(func, {"Y": Y, "mask": mask})
     Y = check_array(Y, "Y", func, ndim=2)
-    if (is_tensor(Y) and Y.is_complex()) or (not is_tensor(Y) and Y.dtype.kind == "c"):
-        raise param_error("Y", func, "a real array", Y, TypeError)
     lam = check_scalar(lam, "lam", func, gt=0)
-    Yt, back = as_tensor(Y)
+    Yt, back = as_compute_tensor(Y)
     if Yt.dtype not in (torch.float32, torch.float64):
         Yt = Yt.to(torch.float32)
     M = Mf = None
@@ -85,6 +96,7 @@ def factors(prob: Problem, U: Any, V: Any, func: str, pair=None,
     """Validate a point ``(U, V)`` of the problem: shapes, equal sizes, and the sign constraints
     of ``pair`` (a norm pair) when given; both moved to the problem's dtype and device."""
     m, n = prob.shape
+    check_devices(func, {"Y": prob.Y, names[0]: U, names[1]: V})
     U = factor(U, names[0], func, m, prob.Y)
     V = factor(V, names[1], func, n, prob.Y)
     if U.shape[1] != V.shape[1]:
@@ -111,6 +123,23 @@ def default_tol(dtype, tol64: float, tol32: float) -> float:
     import torch
 
     return tol32 if dtype == torch.float32 else tol64
+
+
+def tolerance(tol: float | None, prob: Problem, func: str, tol64: float, tol32: float) -> float:
+    """Validate ``tol`` in (0, 1), defaulting per dtype (:func:`default_tol`)."""
+    if tol is None:
+        tol = default_tol(prob.Y.dtype, tol64, tol32)
+    return check_scalar(tol, "tol", func, gt=0, lt=1)
+
+
+def solver_options(prob: Problem, func: str, tol: float | None, tols: tuple[float, float], max_iter: int,
+                   polar_method: str, rng: Any) -> tuple[float, int, str, Any]:
+    """The checks every matrix solver repeats: ``tol`` (default per dtype: ``tols`` = (float64,
+    float32)), ``max_iter`` (>= 1), ``polar_method`` and ``rng``."""
+    tol = tolerance(tol, prob, func, *tols)
+    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
+    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
+    return tol, max_iter, polar_method, check_rng(rng, "rng", func)
 
 
 @dataclass(frozen=True, repr=False)
@@ -140,8 +169,8 @@ class MatrixResult:
         The algorithm that produced the point.
     """
 
-    U: Any
-    V: Any
+    U: Array
+    V: Array
     objective: float
     history: dict
     converged: bool
@@ -152,7 +181,7 @@ class MatrixResult:
     method: str
 
     @property
-    def X(self) -> Any:
+    def X(self) -> Array:
         """The model output :math:`X = UV^\\top`, shape (m, n)."""
         return self.U @ self.V.T
 

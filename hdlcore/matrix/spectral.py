@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import as_tensor
+from .._backend import Array, as_compute_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 
@@ -82,7 +82,7 @@ class SigmaMax:
 
 @one_thread_when_small
 def sigma_max(
-    A: Any,
+    A: Array,
     *,
     method: str = "auto",
     tol: float = 1e-10,
@@ -134,7 +134,7 @@ def sigma_max(
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
     max_steps = check_scalar(max_steps, "max_steps", func, kind="int", ge=1)
     rng = check_rng(rng, "rng", func)
-    At, back = as_tensor(A)
+    At, back = as_compute_tensor(A)
     out = top_singular(At, method=method, tol=tol, max_steps=max_steps, rng=rng)
     return SigmaMax(out.value, back(out.u), back(out.v), out.kind, out.upper, out.residual,
                     out.steps, out.converged)
