@@ -71,7 +71,7 @@ def test_every_subpackage_name_has_a_reference_entry(anchors):
     assert not missing
 
 
-def test_reference_entries_link_to_the_chapters_that_use_them():
+def test_reference_entries_link_to_the_chapters_that_use_them(anchors):
     soup = BeautifulSoup((HTML / "library/matrix.html").read_text(), "html.parser")
     entry = soup.find("dt", id="hdlcore.matrix.meta.grow").find_next_sibling("dd")
     assert any("03_matrix_factorization" in a.get("href", "") for a in entry.select("a"))
