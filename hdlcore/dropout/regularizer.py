@@ -23,7 +23,7 @@ import numpy as np
 
 from .._backend import is_tensor
 from .._validation import check_array, check_scalar, param_error
-from .risk import _keep, _scalar_out, _tensors
+from ._inputs import as_tensors, check_fits, check_keep
 
 __all__ = [
     "DropoutOptimum",
@@ -96,11 +96,11 @@ def dropout_omega(X: Any, d: int) -> Any:
     """
     func = "dropout_omega"
     d = check_scalar(d, "d", func, kind="int", ge=1)
-    (X_t,), back = _tensors(func, X=X)
+    (X_t,), back = as_tensors(func, X=X)
     s = _svd(X_t)[1]
     if _numerical_rank(s, tuple(X_t.shape)) > d:
-        return _scalar_out(X_t.new_tensor(math.inf), back)
-    return _scalar_out(s.sum() ** 2 / d, back)
+        return back(X_t.new_tensor(math.inf))
+    return back(s.sum() ** 2 / d)
 
 
 def _equalizing_rotation(s: np.ndarray, d: int) -> np.ndarray:
@@ -152,18 +152,32 @@ def equalized_factorization(X: Any, d: int) -> tuple[Any, Any]:
     """
     func = "equalized_factorization"
     d = check_scalar(d, "d", func, kind="int", ge=1)
-    (X_t,), back = _tensors(func, X=X)
+    (X_t,), back = as_tensors(func, X=X)
+    _check_size(func, d, X_t)
     W, s, Z = _svd(X_t)
     k = _numerical_rank(s, tuple(X_t.shape))
     if k > d:
         raise param_error("d", func, f"an int >= rank(X) = {k}", d)
+    U_t, V_t = _equalized(X_t, W, s, Z, k, d)
+    return back(U_t), back(V_t)
+
+
+def _check_size(func: str, d: int, X_t: Any) -> None:
+    """A factorization of size ``d`` (the ``d x d`` rotation included) must fit in memory."""
+    m, n = X_t.shape
+    nbytes = 16.0 * d * d + X_t.element_size() * (d * d + 2.0 * (m + n) * d)
+    check_fits(func, "d", d, "an int >= 1", nbytes, X_t.device)
+
+
+def _equalized(X_t: Any, W: Any, s: Any, Z: Any, k: int, d: int) -> tuple[Any, Any]:
+    """The equalized factorization of ``X = W diag(s) Z^T`` (rank ``k <= d``) with ``d`` columns."""
     root = s[:k].sqrt()
     U0 = X_t.new_zeros((X_t.shape[0], d))
     V0 = X_t.new_zeros((X_t.shape[1], d))
     U0[:, :k] = W[:, :k] * root  # (m, k)
     V0[:, :k] = Z[:, :k] * root  # (n, k)
     Q = X_t.new_tensor(_equalizing_rotation(s[:k].detach().double().cpu().numpy(), d))  # (d, d)
-    return back(U0 @ Q), back(V0 @ Q)
+    return U0 @ Q, V0 @ Q  # (m, d), (n, d)
 
 
 # --------------------------------------------------------------------------- global optimum
@@ -205,8 +219,10 @@ def squared_nuclear_shrinkage(
     ([2.6, 1.6, 0.6, 0.0, 0.0], 2.4, 3)
     """
     func = "squared_nuclear_shrinkage"
-    sig = np.asarray(check_array(sigma if not is_tensor(sigma) else sigma.detach().cpu().numpy(),
-                                 "sigma", func, ndim=1, min_size=0), dtype=np.float64)
+    arr = check_array(sigma, "sigma", func, ndim=1, min_size=0)
+    if arr.is_complex() if is_tensor(arr) else arr.dtype.kind == "c":
+        raise param_error("sigma", func, "a real array (complex values are not accepted)", sigma, TypeError)
+    sig = arr.detach().double().cpu().numpy() if is_tensor(arr) else np.asarray(arr, dtype=np.float64)
     if (sig < 0).any():
         raise param_error("sigma", func, "an array of non-negative values", sigma)
     tau = check_scalar(tau, "tau", func, ge=0)
@@ -269,22 +285,26 @@ def dropout_global_minimum(Y: Any, keep: float, d: int) -> DropoutOptimum:
     >>> np.round(np.diag(opt.X), 12).tolist(), opt.threshold, opt.rank
     ([2.75, 1.75, 0.0, 0.0], 2.25, 2)
     """
-    return _global_minimum(Y, keep, d, "dropout_global_minimum")
-
-
-def _global_minimum(Y: Any, keep: Any, d: Any, func: str) -> DropoutOptimum:
-    keep = _keep(keep, func)
+    func = "dropout_global_minimum"
+    keep = check_keep(keep, func)
     d = check_scalar(d, "d", func, kind="int", ge=1)
-    (Y_t,), back = _tensors(func, Y=Y)
-    lam = (1.0 - keep) / keep
-    W, sig, Z = _svd(Y_t)
-    s_np, mu, k = squared_nuclear_shrinkage(sig.detach().double().cpu().numpy(), lam / d, size=d)
-    s = Y_t.new_tensor(s_np)
+    (Y_t,), back = as_tensors(func, Y=Y)
+    _check_size(func, d, Y_t)
+    lam, W, s, Z, mu, k, s_np = _shrink(Y_t, keep, d)
     X_t = (W * s) @ Z.T  # (m, p) diag(s) (p, n) -> (m, n)
-    U_t, V_t = equalized_factorization(X_t, d)
+    # X's SVD is Y's, shrunk: W diag(s) Z^T with s sorted (its top k entries non-zero)
+    U_t, V_t = _equalized(X_t, W, s, Z, k, d)
     objective = float(((Y_t - X_t) ** 2).sum()) + lam / d * float(s_np.sum()) ** 2
     return DropoutOptimum(X=back(X_t), U=back(U_t), V=back(V_t), objective=objective,
                           threshold=mu, rank=k, lam=lam, singular_values=s_np[:k])
+
+
+def _shrink(Y_t: Any, keep: float, d: int) -> tuple[float, Any, Any, Any, float, int, np.ndarray]:
+    """Y's SVD and its shrunk singular values: (lam, W, s, Z, mu, k, s as numpy)."""
+    lam = (1.0 - keep) / keep
+    W, sig, Z = _svd(Y_t)
+    s_np, mu, k = squared_nuclear_shrinkage(sig.detach().double().cpu().numpy(), lam / d, size=d)
+    return lam, W, Y_t.new_tensor(s_np), Z, mu, k, s_np
 
 
 def dropout_optimum(Y: Any, keep: float, d: int) -> Any:
@@ -299,4 +319,9 @@ def dropout_optimum(Y: Any, keep: float, d: int) -> Any:
     >>> np.round(np.diag(dropout_optimum(np.diag([5.0, 4.0, 3.0]), 0.5, 3)), 12).tolist()
     [3.0, 2.0, 1.0]
     """
-    return _global_minimum(Y, keep, d, "dropout_optimum").X
+    func = "dropout_optimum"
+    keep = check_keep(keep, func)
+    d = check_scalar(d, "d", func, kind="int", ge=1)  # any size: X has rank at most min(m, n)
+    (Y_t,), back = as_tensors(func, Y=Y)
+    _, W, s, Z, _, _, _ = _shrink(Y_t, keep, d)
+    return back((W * s) @ Z.T)  # (m, p) diag(s) (p, n) -> (m, n)

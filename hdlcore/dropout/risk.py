@@ -1,4 +1,4 @@
-"""Dropout for matrix factorization: the expected loss, three ways.
+"""Dropout for matrix factorization: the expected loss, three ways, by one estimator for every scheme.
 
 Chapter 5 (Dropout analysis). Dropping the columns of a factorization ``X = U V^T`` with
 i.i.d. Bernoulli masks (retain probability ``keep``, written :math:`\\rho` in the book) and
@@ -6,7 +6,12 @@ rescaling by :math:`1/\\rho` is, in expectation, the factorization problem with 
 :math:`\\lambda \\sum_k \\|u_k\\|^2 \\|v_k\\|^2`, :math:`\\lambda = (1 - \\rho)/\\rho`. This module
 computes that expectation three ways: closed form (:func:`dropout_risk`), exact enumeration of
 the :math:`2^r` masks (:func:`dropout_risk_exact`) and Monte Carlo with its standard error
-(:func:`dropout_risk_mc`). The regularizer it induces on ``X`` and the global optimum are in
+(:func:`dropout_risk_mc`).
+
+The three are written once, for every masking scheme of :mod:`hdlcore.dropout.masks`
+(:func:`expected_risk`, :func:`expected_risk_exact`, :func:`expected_risk_mc`): dropout is the
+scheme ``"units"``, and the DropConnect functions of :mod:`hdlcore.dropout.dropconnect` are the
+other schemes. The regularizer dropout induces on ``X`` and the global optimum are in
 :mod:`hdlcore.dropout.regularizer`, training with real masks in :mod:`hdlcore.dropout.training`.
 
 Loss convention: :math:`\\|Y - X\\|_F^2`, without a factor 1/2, as in the expectation.
@@ -18,10 +23,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from .._backend import as_tensor, is_tensor
-from .._validation import check_array, check_scalar, param_error
+from .._runtime import auto_threads, threads
+from .._validation import check_choice, check_scalar, param_error
+from ._inputs import as_tensors, check_fits, check_keep, check_shapes, torch_generator
+from .masks import (
+    MAX_EXACT_BITS,
+    SCHEMES,
+    all_masks,
+    dropconnect_output,
+    mask_bits,
+    mask_probabilities,
+    random_masks,
+    scheme_penalty,
+)
 
 __all__ = [
     "MonteCarloEstimate",
@@ -34,8 +48,6 @@ __all__ = [
     "dropout_risk_mc",
     "duplicate_columns",
 ]
-
-MAX_EXACT_BITS = 20  # exact enumeration visits 2**bits masks
 
 
 @dataclass(frozen=True)
@@ -53,58 +65,135 @@ class MonteCarloEstimate:
         return (self.mean - value) / self.stderr
 
 
-# --------------------------------------------------------------------------- validation helpers
-def _keep(keep: Any, func: str) -> float:
-    return check_scalar(keep, "keep", func, gt=0, le=1)
+# --------------------------------------------------------------------------- the one estimator
+@dataclass(frozen=True)
+class Masked:
+    """A validated masking problem: tensors of one dtype on one device, the scheme and ``keep``.
+
+    ``Y`` is None for a penalty alone; ``A`` is None for matrix factorization. ``back`` turns a
+    result tensor into the caller's array type and dtype.
+    """
+
+    Y: Any
+    U: Any
+    V: Any
+    A: Any
+    keep: float
+    scheme: str
+    back: Any
+
+    @property
+    def bits(self) -> int:
+        """Mask bits per draw (per sample of a network)."""
+        (m, r), n = self.U.shape, self.V.shape[0]
+        return mask_bits(self.scheme, m, r, n, self.A is not None)
+
+    @property
+    def draw_shape(self) -> tuple[int, ...]:
+        """Shape of one draw of masks: ``(bits,)``, or ``(N, bits)`` for a network."""
+        return (self.bits,) if self.A is None else (self.A.shape[0], self.bits)
+
+    @property
+    def output_size(self) -> int:
+        """Entries of the model's output (``m n``, or ``N c`` for a network)."""
+        return self.U.shape[0] * (self.V.shape[0] if self.A is None else self.A.shape[0])
 
 
-def _tensors(func: str, **arrays: Any) -> tuple[list[Any], Any]:
-    """Validate 2-D arrays, convert them to torch on one device/dtype; return (tensors, back)."""
+def setup(func: str, Y: Any, U: Any, V: Any, keep: Any, scheme: str = "units", A: Any = None) -> Masked:
+    """Validate the arguments of a public function of the estimator, once (``Y`` may be None)."""
+    keep = check_keep(keep, func)
+    check_choice(scheme, "scheme", func, SCHEMES)
+    if A is None and scheme == "A":
+        raise param_error("A", func, "an input matrix (scheme 'A' drops the inputs of a network)", A)
+    arrays = {"Y": Y, "U": U, "V": V, "A": A}
+    arrays = {k: a for k, a in arrays.items() if a is not None}
+    tensors, back = as_tensors(func, **arrays)
+    t = dict(zip(arrays, tensors, strict=True))
+    check_shapes(func, t["U"], t["V"], t.get("Y"), t.get("A"), arrays)
+    return Masked(t.get("Y"), t["U"], t["V"], t.get("A"), keep, scheme, back)
+
+
+def _model(p: Masked) -> Any:
+    return p.U @ p.V.T if p.A is None else p.A @ p.V @ p.U.T  # the mean model: (m, n) or (N, c)
+
+
+def expected_risk(p: Masked) -> Any:
+    """Closed form: the mean model's squared loss plus the scheme's penalty (a 0-dim tensor)."""
+    return ((p.Y - _model(p)) ** 2).sum() + scheme_penalty(p.U, p.V, p.A, p.keep, p.scheme)
+
+
+def _check_chunk(func: str, chunk: Any, p: Masked, batches: int) -> int:
+    """``chunk`` masks are evaluated at once: an int >= 1 whose arrays fit in memory."""
+    chunk = check_scalar(chunk, "chunk", func, kind="int", ge=1)
+    b = min(chunk, batches)
+    per_mask = p.output_size + math.prod(p.draw_shape) + p.U.numel() + p.V.numel()
+    check_fits(func, "chunk", chunk, "an int >= 1", 3.0 * b * per_mask * p.U.element_size(), p.U.device)
+    return chunk
+
+
+def _batch_threads(p: Masked, b: int) -> int | None:
+    """The library's thread policy for ``b`` masks at a time (one thread when small, on a CPU)."""
+    return auto_threads("dropout", p.output_size * p.U.shape[1] * b, p.U.device.type)
+
+
+def expected_risk_exact(p: Masked, func: str, chunk: Any) -> Any:
+    """Exact enumeration of every mask (per sample of a network), weighted by its probability."""
+    bits = p.bits
+    if bits > MAX_EXACT_BITS:
+        if p.scheme == "units":
+            raise param_error("U", func, f"an array with at most {MAX_EXACT_BITS} columns "
+                                         f"(2^{MAX_EXACT_BITS} masks)", p.U)
+        raise param_error("scheme", func, f"a scheme with at most {MAX_EXACT_BITS} mask bits per "
+                                          f"sample on these shapes (it has {bits})", p.scheme)
+    chunk = _check_chunk(func, chunk, p, 2**bits)
+    with threads(_batch_threads(p, min(chunk, 2**bits))):
+        masks = all_masks(bits, p.U)  # (2^bits, bits)
+        weights = mask_probabilities(masks, p.keep)
+        # a network's loss is a sum over samples with independent masks: enumerate each sample's
+        samples = [None] if p.A is None else range(p.A.shape[0])
+        total = p.U.new_zeros(())
+        for s in samples:
+            for start in range(0, masks.shape[0], chunk):
+                M = masks[start:start + chunk]  # (b, bits)
+                if s is None:
+                    Xs = dropconnect_output(p.U, p.V, M, p.keep, p.scheme)  # (b, m, n)
+                    target = p.Y[None]
+                else:
+                    Xs = dropconnect_output(p.U, p.V, M[:, None, :], p.keep, p.scheme,
+                                            p.A[s:s + 1])  # (b, 1, c)
+                    target = p.Y[s:s + 1][None]
+                losses = ((target - Xs) ** 2).flatten(1).sum(1)  # (b,)
+                total = total + (weights[start:start + chunk] * losses).sum()
+    return total
+
+
+def expected_risk_mc(p: Masked, func: str, num_samples: Any, rng: Any, chunk: Any) -> MonteCarloEstimate:
+    """Monte Carlo over ``num_samples`` fresh draws of masks, with the standard error."""
     import torch
 
-    checked = {name: check_array(a, name, func, ndim=2) for name, a in arrays.items()}
-    kinds = {name: is_tensor(a) for name, a in checked.items()}
-    first = next(iter(checked))
-    if len(set(kinds.values())) > 1:
-        odd = next(n for n, k in kinds.items() if k != kinds[first])
-        want = "a torch tensor" if kinds[first] else "a numpy array"
-        raise param_error(odd, func, f"{want} (like '{first}')", checked[odd], TypeError)
-    if kinds[first]:
-        device = checked[first].device
-        dtype = checked[first].dtype
-        for a in checked.values():
-            dtype = torch.promote_types(dtype, a.dtype)
-    else:
-        device = None
-        dtype = {np.dtype(np.float32): torch.float32}.get(
-            np.result_type(*[a.dtype for a in checked.values()]), torch.float64)
-    out, back = [], None
-    for a in checked.values():
-        t, back = as_tensor(a, dtype=dtype, device=device)
-        out.append(t)
-    return out, back
+    num_samples = check_scalar(num_samples, "num_samples", func, kind="int", ge=2)
+    chunk = _check_chunk(func, chunk, p, num_samples)
+    gen = torch_generator(rng, func, p.U.device)
+    losses = []
+    with threads(_batch_threads(p, min(chunk, num_samples))):
+        for start in range(0, num_samples, chunk):
+            b = min(chunk, num_samples - start)
+            M = random_masks((b, *p.draw_shape), p.keep, gen, p.U)  # (b, bits) or (b, N, bits)
+            Xs = dropconnect_output(p.U, p.V, M, p.keep, p.scheme, p.A)  # (b, m, n) or (b, N, c)
+            losses.append(((p.Y[None] - Xs) ** 2).flatten(1).sum(1).double())
+    losses = torch.cat(losses)
+    n = losses.numel()
+    return MonteCarloEstimate(mean=float(losses.mean()), stderr=float(losses.std() / math.sqrt(n)),
+                              num_samples=int(n))
 
 
-def _factors(func: str, U: Any, V: Any, Y: Any = None) -> tuple[list[Any], Any]:
-    arrays = {"Y": Y, "U": U, "V": V} if Y is not None else {"U": U, "V": V}
-    tensors, back = _tensors(func, **arrays)
-    *rest, U_t, V_t = tensors
-    if U_t.shape[1] != V_t.shape[1]:
-        raise param_error("V", func, f"an array with {U_t.shape[1]} columns, as many as 'U'", V)
-    if rest:
-        m, n = rest[0].shape
-        if U_t.shape[0] != m:
-            raise param_error("U", func, f"an array with {m} rows, as many as 'Y'", U)
-        if V_t.shape[0] != n:
-            raise param_error("V", func, f"an array with {n} rows, as many columns as 'Y' has", V)
-    return tensors, back
+def _factors(func: str, U: Any, V: Any) -> tuple[Any, Any, Any]:
+    (U_t, V_t), back = as_tensors(func, U=U, V=V)
+    check_shapes(func, U_t, V_t, originals={"U": U, "V": V})
+    return U_t, V_t, back
 
 
-def _scalar_out(t: Any, back: Any) -> Any:
-    return back(t)  # numpy callers get a Python float, torch callers a 0-dim tensor
-
-
-# --------------------------------------------------------------------------- the expectation
+# --------------------------------------------------------------------------- dropout
 def dropout_lambda(keep: float) -> float:
     """The regularization weight of dropout with retain probability ``keep``: ``(1 - keep) / keep``.
 
@@ -116,7 +205,7 @@ def dropout_lambda(keep: float) -> float:
     >>> dropout_lambda(0.5), dropout_lambda(0.75)
     (1.0, 0.3333333333333333)
     """
-    keep = _keep(keep, "dropout_lambda")
+    keep = check_keep(keep, "dropout_lambda")
     return (1.0 - keep) / keep
 
 
@@ -143,10 +232,11 @@ def column_products(U: Any, V: Any) -> Any:
 
     Examples
     --------
+    >>> import numpy as np
     >>> column_products(np.array([[3.0, 0.0]]), np.array([[1.0, 2.0]]))
     array([3., 0.])
     """
-    (U_t, V_t), back = _factors("column_products", U, V)
+    U_t, V_t, back = _factors("column_products", U, V)
     return back(U_t.norm(dim=0) * V_t.norm(dim=0))  # (r,)
 
 
@@ -159,11 +249,12 @@ def dropout_penalty(U: Any, V: Any) -> Any:
 
     Examples
     --------
+    >>> import numpy as np
     >>> dropout_penalty(np.array([[1.0, 2.0]]), np.array([[3.0, 1.0]]))
     13.0
     """
-    (U_t, V_t), back = _factors("dropout_penalty", U, V)
-    return _scalar_out(((U_t * U_t).sum(0) * (V_t * V_t).sum(0)).sum(), back)
+    U_t, V_t, back = _factors("dropout_penalty", U, V)
+    return back(((U_t * U_t).sum(0) * (V_t * V_t).sum(0)).sum())
 
 
 def dropout_risk(Y: Any, U: Any, V: Any, keep: float) -> Any:
@@ -201,30 +292,13 @@ def dropout_risk(Y: Any, U: Any, V: Any, keep: float) -> Any:
 
     Examples
     --------
+    >>> import numpy as np
     >>> Y = np.array([[1.0, 0.0], [0.0, 1.0]])
     >>> dropout_risk(Y, np.eye(2), np.eye(2), keep=0.5)
     2.0
     """
-    func = "dropout_risk"
-    keep = _keep(keep, func)
-    (Y_t, U_t, V_t), back = _factors(func, U, V, Y)
-    lam = (1.0 - keep) / keep
-    R = Y_t - U_t @ V_t.T  # (m, n)
-    pen = ((U_t * U_t).sum(0) * (V_t * V_t).sum(0)).sum()
-    return _scalar_out((R * R).sum() + lam * pen, back)
-
-
-def _all_masks(bits: int, like: Any) -> Any:
-    import torch
-
-    codes = torch.arange(2**bits, device=like.device)
-    return ((codes[:, None] >> torch.arange(bits, device=like.device)) & 1).to(like.dtype)  # (2^b, b)
-
-
-def _mask_weights(masks: Any, keep: float) -> Any:
-    on = masks.sum(1)
-    bits = masks.shape[1]
-    return keep**on * (1.0 - keep) ** (bits - on)  # probability of each mask
+    p = setup("dropout_risk", Y, U, V, keep)
+    return p.back(expected_risk(p))
 
 
 def dropout_risk_exact(Y: Any, U: Any, V: Any, keep: float, *, chunk: int = 4096) -> Any:
@@ -235,41 +309,14 @@ def dropout_risk_exact(Y: Any, U: Any, V: Any, keep: float, *, chunk: int = 4096
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> Y, U, V = rng.normal(size=(3, 4)), rng.normal(size=(3, 2)), rng.normal(size=(4, 2))
     >>> bool(np.isclose(dropout_risk_exact(Y, U, V, 0.7), dropout_risk(Y, U, V, 0.7)))
     True
     """
-    func = "dropout_risk_exact"
-    keep = _keep(keep, func)
-    (Y_t, U_t, V_t), back = _factors(func, U, V, Y)
-    r = U_t.shape[1]
-    if r > MAX_EXACT_BITS:
-        raise param_error("U", func, f"an array with at most {MAX_EXACT_BITS} columns "
-                          f"(2^{MAX_EXACT_BITS} masks)", U)
-    masks = _all_masks(r, U_t)  # (2^r, r)
-    weights = _mask_weights(masks, keep)
-    total = Y_t.new_zeros(())
-    for start in range(0, masks.shape[0], chunk):
-        M = masks[start:start + chunk]  # (b, r)
-        Xs = (U_t[None] * M[:, None, :] / keep) @ V_t.T  # (b, m, r) @ (r, n) -> (b, m, n)
-        losses = ((Y_t[None] - Xs) ** 2).sum((1, 2))  # (b,)
-        total = total + (weights[start:start + chunk] * losses).sum()
-    return _scalar_out(total, back)
-
-
-def _torch_generator(rng: Any, func: str, device: Any) -> Any:
-    """A torch.Generator on ``device`` from a numpy Generator, an int seed, None or a torch.Generator."""
-    import torch
-
-    if isinstance(rng, torch.Generator):
-        if torch.device(rng.device).type != torch.device(device).type:
-            raise param_error("rng", func, f"a torch.Generator on the data's device ({device})", rng)
-        return rng
-    from .._validation import check_rng
-
-    seed = int(check_rng(rng, "rng", func).integers(2**62))
-    return torch.Generator(device=device).manual_seed(seed)
+    p = setup("dropout_risk_exact", Y, U, V, keep)
+    return p.back(expected_risk_exact(p, "dropout_risk_exact", chunk))
 
 
 def dropout_risk_mc(
@@ -285,33 +332,14 @@ def dropout_risk_mc(
 
     Examples
     --------
+    >>> import numpy as np
     >>> Y = np.eye(3); U = V = np.eye(3)[:, :2]
     >>> est = dropout_risk_mc(Y, U, V, 0.5, num_samples=4000, rng=0)
     >>> abs(est.z_score(dropout_risk(Y, U, V, 0.5))) < 5
     True
     """
-    import torch
-
-    func = "dropout_risk_mc"
-    keep = _keep(keep, func)
-    num_samples = check_scalar(num_samples, "num_samples", func, kind="int", ge=2)
-    (Y_t, U_t, V_t), _ = _factors(func, U, V, Y)
-    gen = _torch_generator(rng, func, Y_t.device)
-    r = U_t.shape[1]
-    losses = []
-    for start in range(0, num_samples, chunk):
-        b = min(chunk, num_samples - start)
-        probs = torch.full((b, r), keep, dtype=U_t.dtype, device=U_t.device)
-        M = torch.bernoulli(probs, generator=gen)  # (b, r)
-        Xs = (U_t[None] * M[:, None, :] / keep) @ V_t.T  # (b, m, n)
-        losses.append(((Y_t[None] - Xs) ** 2).sum((1, 2)).double())
-    return _estimate(torch.cat(losses))
-
-
-def _estimate(losses: Any) -> MonteCarloEstimate:
-    n = losses.numel()
-    return MonteCarloEstimate(mean=float(losses.mean()), stderr=float(losses.std() / math.sqrt(n)),
-                              num_samples=int(n))
+    return expected_risk_mc(setup("dropout_risk_mc", Y, U, V, keep), "dropout_risk_mc", num_samples, rng,
+                            chunk)
 
 
 # --------------------------------------------------------------------------- doubling
@@ -323,6 +351,7 @@ def duplicate_columns(U: Any, V: Any, copies: int = 2) -> tuple[Any, Any]:
 
     Examples
     --------
+    >>> import numpy as np
     >>> U, V = np.array([[1.0, 2.0]]), np.array([[3.0, 1.0]])
     >>> U2, V2 = duplicate_columns(U, V)
     >>> U2.shape, bool(np.allclose(U2 @ V2.T, U @ V.T)), round(dropout_penalty(U2, V2), 12)
@@ -330,6 +359,9 @@ def duplicate_columns(U: Any, V: Any, copies: int = 2) -> tuple[Any, Any]:
     """
     func = "duplicate_columns"
     copies = check_scalar(copies, "copies", func, kind="int", ge=1)
-    (U_t, V_t), back = _factors(func, U, V)
+    U_t, V_t, back = _factors(func, U, V)
+    (m, r), n = U_t.shape, V_t.shape[0]
+    check_fits(func, "copies", copies, "an int >= 1", 2.0 * (m + n) * r * copies * U_t.element_size(),
+               U_t.device)
     s = 1.0 / math.sqrt(copies)
     return back(U_t.repeat(1, copies) * s), back(V_t.repeat(1, copies) * s)

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from .._runtime import auto_threads, threads
 from .._validation import check_array, check_choice, check_scalar, param_error, warn_not_converged
-from .dropconnect import SCHEMES, _penalty, dropconnect_mask_shape, dropconnect_output
-from .risk import _keep, _tensors, _torch_generator
+from ._inputs import as_tensors, check_fits, check_keep, torch_generator
+from .masks import SCHEMES, dropconnect_output, mask_bits, random_masks, scheme_penalty
 
 __all__ = ["TRAINING_SCHEMES", "DropoutTraining", "dropout_objective", "train_dropout"]
 
-#: Schemes :func:`train_dropout` runs: those of :data:`hdlcore.dropout.dropconnect.SCHEMES` for matrix
+#: Schemes :func:`train_dropout` runs: those of :data:`hdlcore.dropout.masks.SCHEMES` for matrix
 #: factorization, and ``"update"`` (freeze a random subset of weights at each step).
 TRAINING_SCHEMES = (*[s for s in SCHEMES if s != "A"], "update")
 
@@ -63,7 +64,7 @@ def _objective(Y: Any, U: Any, V: Any, keep: float, scheme: str) -> Any:
     loss = (R * R).sum()
     if scheme == "update":
         return loss  # freezing weights in the update adds no term to the objective
-    return loss + _penalty(U, V, None, keep, scheme)
+    return loss + scheme_penalty(U, V, None, keep, scheme)
 
 
 def dropout_objective(Y: Any, U: Any, V: Any, keep: float, scheme: str = "units") -> Any:
@@ -80,9 +81,9 @@ def dropout_objective(Y: Any, U: Any, V: Any, keep: float, scheme: str = "units"
     0.0
     """
     func = "dropout_objective"
-    keep = _keep(keep, func)
+    keep = check_keep(keep, func)
     check_choice(scheme, "scheme", func, TRAINING_SCHEMES)
-    (Y_t, U_t, V_t), back = _tensors(func, Y=Y, U=U, V=V)
+    (Y_t, U_t, V_t), back = as_tensors(func, Y=Y, U=U, V=V)
     return back(_objective(Y_t, U_t, V_t, keep, scheme))
 
 
@@ -177,7 +178,7 @@ def train_dropout(
     import torch
 
     func = "train_dropout"
-    keep = _keep(keep, func)
+    keep = check_keep(keep, func)
     d = check_scalar(d, "d", func, kind="int", ge=1)
     check_choice(scheme, "scheme", func, TRAINING_SCHEMES)
     if not isinstance(stochastic, bool):
@@ -188,9 +189,10 @@ def train_dropout(
     record_every = max(steps // 100, 1) if record_every is None else check_scalar(
         record_every, "record_every", func, kind="int", ge=1)
     tol = (3e-2 if stochastic else 1e-6) if tol is None else check_scalar(tol, "tol", func, gt=0)
-    (Y_t,), back = _tensors(func, Y=Y)
+    (Y_t,), back = as_tensors(func, Y=Y)
     m, n = Y_t.shape
-    gen = _torch_generator(rng, func, Y_t.device)
+    _check_memory(func, Y_t, d, scheme, stochastic, masks_per_step)
+    gen = torch_generator(rng, func, Y_t.device)
     sigma1 = float(torch.linalg.matrix_norm(Y_t, ord=2))
     scale = max(sigma1, float(np.finfo(np.float64).tiny))
     if lr is None:
@@ -202,21 +204,24 @@ def train_dropout(
             std = 0.5 * math.sqrt(scale / max(m, n))
             return torch.randn((rows, d), generator=gen, device=Y_t.device, dtype=Y_t.dtype) * std
         check_array(given, name, func, ndim=2, shape=(rows, d))
-        (_, g_t), _ = _tensors(func, Y=Y, **{name: given})  # same array type as Y
+        (_, g_t), _ = as_tensors(func, Y=Y, **{name: given})  # same array type as Y
         return g_t.to(device=Y_t.device, dtype=Y_t.dtype).clone()
 
-    # Small CPU problems run single-threaded (restored afterwards): for tensors this small,
-    # thread synchronization costs more than the arithmetic (10-30x slower on a busy 2-core machine).
-    small = Y_t.device.type == "cpu" and m * n * d * masks_per_step <= 2_000_000
-    threads = torch.get_num_threads()
-    if small:
-        torch.set_num_threads(1)
-    try:
+    # the library's thread policy: small CPU problems run on one thread (restored afterwards)
+    with threads(auto_threads("dropout", m * n * d * masks_per_step, Y_t.device.type)):
         return _train(Y_t, back, gen, init(U0, m, "U0"), init(V0, n, "V0"), keep, scheme, stochastic,
                       steps, lr, masks_per_step, decay_from, record_every, tol)
-    finally:
-        if small:
-            torch.set_num_threads(threads)
+
+
+def _check_memory(func: str, Y_t: Any, d: int, scheme: str, stochastic: bool, masks_per_step: int) -> None:
+    """The factors (with their gradients and copies) and one step's masks must fit in memory."""
+    m, n = Y_t.shape
+    size = Y_t.element_size()
+    check_fits(func, "d", d, "an int >= 1", 8.0 * (m + n) * d * size, Y_t.device)
+    if stochastic and scheme != "update":
+        per_mask = mask_bits(scheme, m, d, n, False) + (m + n) * d + m * n  # mask, masked factor, output
+        check_fits(func, "masks_per_step", masks_per_step, "an int >= 1",
+                   4.0 * masks_per_step * per_mask * size, Y_t.device)
 
 
 def _train(Y_t, back, gen, U, V, keep, scheme, stochastic, steps, lr, masks_per_step, decay_from,
@@ -228,7 +233,7 @@ def _train(Y_t, back, gen, U, V, keep, scheme, stochastic, steps, lr, masks_per_
     d = U.shape[1]
     U = U.requires_grad_(True)  # (m, d)
     V = V.requires_grad_(True)  # (n, d)
-    bits = None if scheme == "update" else dropconnect_mask_shape(scheme, (m, d), (n, d))[0]
+    bits = None if scheme == "update" else mask_bits(scheme, m, d, n, False)
     hist, rec_steps, prods = [], [], []
 
     last_good = (U.detach().clone(), V.detach().clone())
@@ -252,8 +257,7 @@ def _train(Y_t, back, gen, U, V, keep, scheme, stochastic, steps, lr, masks_per_
                 break
             last_good = (U.detach().clone(), V.detach().clone())
         if stochastic and scheme != "update":
-            probs = torch.full((masks_per_step, bits), keep, device=Y_t.device, dtype=Y_t.dtype)
-            M = torch.bernoulli(probs, generator=gen)  # (b, bits) fresh masks
+            M = random_masks((masks_per_step, bits), keep, gen, Y_t)  # (b, bits) fresh masks
             Xs = dropconnect_output(U, V, M, keep, scheme)  # (b, m, n)
             loss = ((Y_t[None] - Xs) ** 2).sum((1, 2)).mean()
         else:
