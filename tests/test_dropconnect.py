@@ -210,3 +210,16 @@ def test_bad_input():
         dropconnect_risk(Y, U, V, 0.5, A=rng.normal(size=(3, 5)))
     with pytest.raises(ValueError, match="'scheme' parameter of dropconnect_risk_exact .* at most 20"):
         dropconnect_risk_exact(np.zeros((5, 5)), np.zeros((5, 3)), np.zeros((5, 3)), 0.5, "X")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_complex_and_absurd_input_is_refused_naming_the_parameter(scheme):
+    rng = np.random.default_rng(1)
+    A, Y = rng.normal(size=(3, 4)), rng.normal(size=(3, 2))
+    U, V = rng.normal(size=(2, 2)), rng.normal(size=(4, 2))
+    with pytest.raises(TypeError, match="^The 'A' parameter of dropconnect_risk must be a real array"):
+        dropconnect_risk(Y, U, V, 0.5, scheme, A=A + 1j)
+    with pytest.raises(TypeError, match="^The 'V' parameter of dropconnect_penalty must be a real array"):
+        dropconnect_penalty(U, torch.from_numpy(V) + 1j, 0.5, scheme, A=torch.from_numpy(A))
+    with pytest.raises(ValueError, match="'chunk' parameter of dropconnect_risk_mc must be an int >= 1 sm"):
+        dropconnect_risk_mc(Y, U, V, 0.5, scheme, A=A, num_samples=10**12, chunk=10**12)

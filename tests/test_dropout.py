@@ -398,3 +398,117 @@ def test_global_minimum_matches_lbfgsb_over_singular_values(seed, keep, d):
     assert opt.objective == pytest.approx(res.fun, rel=1e-8, abs=1e-10)
     assert np.sum((Y - opt.X) ** 2) + tau * np.linalg.svd(opt.X, compute_uv=False).sum() ** 2 \
         == pytest.approx(opt.objective, rel=1e-10, abs=1e-12)
+
+
+# ------------------------------------------------------------------ hostile input (issue 9)
+def _complex_cases(Y, U, V):
+    Yc, Uc = Y + 1j, U + 1j
+    return [
+        ("Y", "dropout_risk", lambda: dropout_risk(Yc, U, V, 0.5)),
+        ("U", "dropout_risk_exact", lambda: dropout_risk_exact(Y, Uc, V, 0.5)),
+        ("Y", "dropout_risk_mc", lambda: dropout_risk_mc(Yc, U, V, 0.5, num_samples=10)),
+        ("U", "dropout_penalty", lambda: dropout_penalty(Uc, V)),
+        ("U", "column_products", lambda: column_products(Uc, V)),
+        ("U", "duplicate_columns", lambda: duplicate_columns(Uc, V)),
+        ("Y", "dropout_optimum", lambda: dropout_optimum(Yc, 0.5, 2)),
+        ("Y", "dropout_global_minimum", lambda: dropout_global_minimum(Yc, 0.5, 2)),
+        ("X", "equalized_factorization", lambda: equalized_factorization(Yc, 4)),
+        ("X", "dropout_omega", lambda: dropout_omega(Yc, 4)),
+        ("Y", "train_dropout", lambda: train_dropout(Yc, 0.5, 2, steps=2)),
+        ("U0", "train_dropout", lambda: train_dropout(Y, 0.5, 2, steps=2, U0=Uc[:, :2])),
+        ("U", "dropout_objective", lambda: dropout_objective(Y, Uc, V, 0.5)),
+        ("sigma", "squared_nuclear_shrinkage", lambda: squared_nuclear_shrinkage(np.array([2.0 + 1j]), 0.5)),
+    ]
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_complex_input_is_refused_naming_the_parameter_and_function(as_torch):
+    """The imaginary part is never silently dropped."""
+    Y, U, V = instance(0, 3, 4, 2)
+    if as_torch:
+        Y, U, V = (torch.from_numpy(a) for a in (Y, U, V))
+    for name, func, call in _complex_cases(Y, U, V):
+        if as_torch and name == "sigma":
+            continue
+        with pytest.raises(TypeError, match=rf"^The '{name}' parameter of {func} must be a real array"):
+            call()
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_returned_in_its_dtype(half):
+    Y32, U32, V32 = (torch.from_numpy(a).float() for a in instance(3, 6, 5, 3))
+    Y, U, V = Y32.to(half), U32.to(half), V32.to(half)
+    up = [t.float() for t in (Y, U, V)]  # the same values, in float32
+    X = dropout_optimum(Y, 0.5, 3)
+    assert X.dtype == half and torch.equal(X, dropout_optimum(up[0], 0.5, 3).to(half))
+    opt = dropout_global_minimum(Y, 0.5, 4)
+    assert opt.U.dtype == half and opt.objective == dropout_global_minimum(up[0], 0.5, 4).objective
+    risk = dropout_risk(Y, U, V, 0.5)
+    assert risk.dtype == half and torch.equal(risk, dropout_risk(*up, 0.5).to(half))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hd.ConvergenceWarning)
+        run = train_dropout(Y, 0.5, 2, steps=200, rng=0)
+        ref = train_dropout(up[0], 0.5, 2, steps=200, rng=0)
+    assert run.X.dtype == half and torch.equal(run.X, ref.X.to(half))
+    assert run.objective == ref.objective and np.isfinite(run.objective)
+
+
+def test_numpy_float16_is_computed_in_float32_and_returned_as_float16():
+    Y = instance(4, 6, 5, 1)[0].astype(np.float16)
+    X = dropout_optimum(Y, 0.5, 3)
+    assert X.dtype == np.float16
+    np.testing.assert_array_equal(X, dropout_optimum(Y.astype(np.float32), 0.5, 3).astype(np.float16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hd.ConvergenceWarning)
+        run = train_dropout(Y, 0.5, 2, steps=100, rng=0)
+    assert run.U.dtype == np.float16 and run.X.shape == Y.shape
+
+
+def test_absurd_sizes_are_refused_before_anything_is_allocated():
+    Y, U, V = instance(0, 3, 4, 2)
+    huge = 10**12
+    fits = "must be an int >= 1 small enough to fit in memory"
+    with pytest.raises(ValueError, match=f"'d' parameter of dropout_global_minimum {fits}"):
+        dropout_global_minimum(Y, 0.5, huge)
+    with pytest.raises(ValueError, match=f"'d' parameter of equalized_factorization {fits}"):
+        equalized_factorization(Y, huge)
+    with pytest.raises(ValueError, match=f"'d' parameter of train_dropout {fits}"):
+        train_dropout(Y, 0.5, huge)
+    with pytest.raises(ValueError, match=f"'masks_per_step' parameter of train_dropout {fits}"):
+        train_dropout(Y, 0.5, 2, masks_per_step=huge)
+    with pytest.raises(ValueError, match=f"'copies' parameter of duplicate_columns {fits}"):
+        duplicate_columns(U, V, huge)
+    with pytest.raises(ValueError, match=f"'chunk' parameter of dropout_risk_mc {fits}"):
+        dropout_risk_mc(Y, U, V, 0.5, num_samples=huge, chunk=huge)
+    with pytest.raises(ValueError, match="'chunk' parameter of dropout_risk_exact must be an int >= 1"):
+        dropout_risk_exact(Y, U, V, 0.5, chunk=0)
+
+
+def test_a_huge_size_is_fine_where_nothing_of_that_size_is_built():
+    """The optimum X has rank at most min(m, n), so any size d gives it: lam / d -> 0, X -> Y."""
+    Y = instance(5, 4, 3, 1)[0]
+    d = 10**12
+    X = dropout_optimum(Y, 0.5, d)
+    W, sig, Zt = np.linalg.svd(Y, full_matrices=False)
+    s, _, k = squared_nuclear_shrinkage(sig, dropout_lambda(0.5) / d)
+    np.testing.assert_allclose(X, (W * s) @ Zt, atol=1e-12)
+    assert k == 3 and np.abs(X - Y).max() < 1e-9 * np.abs(Y).max()
+    assert dropout_omega(Y, d) == pytest.approx(sig.sum() ** 2 / d, rel=1e-12)
+
+
+def test_dropout_is_the_units_scheme_of_the_one_estimator():
+    """Same masks, same numbers: dropout's functions and DropConnect's scheme 'units' agree exactly."""
+    Y, U, V = instance(6, 4, 3, 3)
+    assert dropout_risk(Y, U, V, 0.4) == hd.dropconnect_risk(Y, U, V, 0.4, "units")
+    assert dropout_risk_exact(Y, U, V, 0.4) == hd.dropconnect_risk_exact(Y, U, V, 0.4, "units")
+    a = dropout_risk_mc(Y, U, V, 0.4, num_samples=300, rng=7, chunk=64)
+    b = hd.dropconnect_risk_mc(Y, U, V, 0.4, "units", num_samples=300, rng=7, chunk=64)
+    assert a == b
+
+
+@pytest.mark.cuda
+def test_tensors_on_two_devices_are_refused_naming_both():
+    Y, U, V = (torch.from_numpy(a) for a in instance(0, 3, 4, 2))
+    with pytest.raises(ValueError, match=r"'U' parameter of dropout_risk must be a tensor on the same device "
+                                         r"as 'Y' \(cpu\)"):
+        dropout_risk(Y, U.cuda(), V, 0.5)
