@@ -33,29 +33,22 @@ Benchmark-only dependencies: ``benchmarks/requirements.txt``.
 from __future__ import annotations
 
 import os
-import sys
+
+from _common import ROOT, interleave, load, machine_info, pin_threads_from_argv, write_json
 
 # --threads N must reach every thread pool (torch/MKL, OpenBLAS behind numpy and SCS) before
 # they start: set the environment first, then import.
-if "--threads" in sys.argv:
-    _n = sys.argv[sys.argv.index("--threads") + 1]
-    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _n
+pin_threads_from_argv()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 import hdlcore as hd  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6  # "the same optimum": relative gap to the proven lower bound
 
 
@@ -122,24 +115,12 @@ def run_softimpute(Y, mask, lam, threshold=1e-7, **_):
 METHODS = {"grow": run_grow, "apg": run_apg, "scs": run_scs, "softimpute": run_softimpute}
 
 
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def interleaved(Y, mask, lam, methods, repeats, kwargs, inner=None):
     """Time each method in ``repeats`` interleaved rounds (A B C A B C ...); a method listed in
     ``inner`` runs that many times per round (cheap ones: more samples at the same moments).
     Returns {name: (times, objective)}."""
-    inner = inner or {}
-    out = {m: ([], None) for m in methods}
-    for _ in range(repeats):
-        for m in methods:
-            for _ in range(inner.get(m, 1)):
-                t0 = time.perf_counter()
-                f = METHODS[m](Y, mask, lam, **kwargs.get(m, {}))
-                out[m][0].append(time.perf_counter() - t0)
-                out[m] = (out[m][0], f)
-    return out
+    variants = {m: (lambda m=m: METHODS[m](Y, mask, lam, **kwargs.get(m, {}))) for m in methods}
+    return {m: (t.times, t.result) for m, t in interleave(variants, repeats, inner=inner).items()}
 
 
 def reference(Y, mask, lam):
@@ -189,9 +170,7 @@ def main(argv=None):
     plan = {n: ([m for m in ms if m not in args.skip and (m != "softimpute" or have_fancy)], r)
             for n, (ms, r) in plan.items()}
     info = {
-        "machine": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
-        "hdlcore": hd.__version__, "load_before": load(), "threads_requested": args.threads,
+        **machine_info(), "load_before": load(), "threads_requested": args.threads,
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     print(f"load average before: {info['load_before']}  (torch threads {info['torch_threads']})")
@@ -251,9 +230,7 @@ def main(argv=None):
     result = dict(info=info, problem="n x n, rank 5 + N(0, 0.1^2), 30 % observed, lam = 1.3 sqrt(n)",
                   tolerance=TOL, references={str(k): v for k, v in refs.items()}, rows=rows, ratios=ratios,
                   exponent=dict(sizes=scaling, times_s=ts.tolist(), slope=slope), targets=targets)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}")
+    write_json(out_path.name, result, out_path.parent)
     return result
 
 

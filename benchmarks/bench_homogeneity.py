@@ -12,13 +12,11 @@ ratios to the forward pass. Prints a table and writes ``benchmarks/results/homog
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from _common import RESULTS, interleave, write_json
 from torch import nn
 
 import hdlcore as hd
@@ -35,27 +33,25 @@ def models():
     yield "CNN 2 conv + linear, 32x32, batch 32", cnn, torch.randn(32, 3, 32, 32)
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     rows = []
     for name, model, A in models():
         hd.degree(model, inputs=A)  # warm-up
-        fwd, deg, deg_no_euler = [], [], []
-        for _ in range(args.repeats):  # interleaved A B C A B C
+
+        def forward(m=model, x=A):
             with torch.no_grad():
-                fwd.append(timed(lambda m=model, x=A: m(x)))
-            deg.append(timed(lambda m=model, x=A: hd.degree(m, inputs=x)))
-            deg_no_euler.append(timed(lambda m=model, x=A: hd.degree(m, inputs=x, euler=False)))
-        f, d, e = (statistics.median(v) for v in (fwd, deg, deg_no_euler))
+                return m(x)
+
+        med = interleave({  # interleaved A B C A B C
+            "forward": forward,
+            "degree": lambda m=model, x=A: hd.degree(m, inputs=x),
+            "no Euler": lambda m=model, x=A: hd.degree(m, inputs=x, euler=False),
+        }, args.repeats)
+        f, d, e = (med[k].median for k in ("forward", "degree", "no Euler"))
         rows.append(dict(model=name, forward_ms=1e3 * f, degree_ms=1e3 * d, degree_no_euler_ms=1e3 * e,
                          degree_over_forward=d / f, no_euler_over_forward=e / f))
     print(f"{'model':<38} {'forward ms':>10} {'degree ms':>10} {'no Euler ms':>12} "
@@ -64,11 +60,9 @@ def main() -> int:
         print(f"{r['model']:<38} {r['forward_ms']:>10.2f} {r['degree_ms']:>10.2f} "
               f"{r['degree_no_euler_ms']:>12.2f} {r['degree_over_forward']:>7.1f} "
               f"{r['no_euler_over_forward']:>7.1f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     payload = dict(machine=platform.platform(), threads=torch.get_num_threads(), torch=torch.__version__,
                    repeats=args.repeats, rows=rows)
-    (out / "homogeneity.json").write_text(json.dumps(payload, indent=2))
+    write_json("homogeneity.json", payload, Path(args.out))
     return 0
 
 

@@ -21,18 +21,14 @@ Writes benchmarks/results/subnetworks.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from _common import RESULTS, interleave, median_time, timed, write_json
 
 import hdlcore as hd
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -97,29 +93,8 @@ def matmul_ceiling(n: int, dtype: torch.dtype, device: torch.device, repeats: in
     """FLOP/s of one n x n x n matrix product (median of ``repeats``)."""
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
-    times = []
-    for i in range(repeats + 2):
-        sync(device)
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        sync(device)
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    return 2.0 * n**3 / statistics.median(times)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(step, A, Y, n_steps: int, device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        step(A, Y)
-    sync(device)
-    return (time.perf_counter() - t0) / n_steps
+    timed(lambda: torch.mm(a, b), device, repeats=2)  # warm-up
+    return 2.0 * n**3 / median_time(lambda: torch.mm(a, b), device, repeats)
 
 
 def make_problem(r, d, hidden, C, batch, dtype, device, seed=0):
@@ -143,14 +118,9 @@ def compare(case: dict, repeats: int, device, dtype, lam=1e-3, lr=1e-2) -> dict:
     batched = batched_step_factory(net, lam, lr, scale=1 / batch)
     loop = loop_step_factory(modules, lam, lr, scale=1 / batch)
     n_steps = case.get("steps_per_timing", 10)
-    for _ in range(2):  # warm-up
-        batched(A, Y)
-        loop(A, Y)
-    tb, tl = [], []
-    for _ in range(repeats):
-        tb.append(time_steps(batched, A, Y, n_steps, device))
-        tl.append(time_steps(loop, A, Y, n_steps, device))
-    mb, ml = statistics.median(tb), statistics.median(tl)
+    med = interleave({"batched": lambda: batched(A, Y), "loop": lambda: loop(A, Y)}, repeats, device=device,
+                     per=n_steps, warmup=2)
+    mb, ml = med["batched"].median, med["loop"].median
     fl = step_flops(r, batch, d, hidden, C)
     final = float(0.5 * ((net(A) - Y) ** 2).mean().detach())
     if not (final == final and final < 1e6 and int(net.active().sum()) == r):
@@ -196,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (train uses 1 for these sizes)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device, dtype = torch.device("cpu"), torch.float32
@@ -221,9 +191,7 @@ def main() -> None:
            "ceiling_gflops_fp32_1024": ceiling / 1e9, "repeats": args.repeats, "rows": rows,
            "notes": "interleaved A B A B medians; executed FLOPs exclude the first layer's input "
                     "gradient; 6BP = 6 x batch x params"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "subnetworks.json").write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out / 'subnetworks.json'}")
+    write_json("subnetworks.json", out, args.out)
 
 
 if __name__ == "__main__":

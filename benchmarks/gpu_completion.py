@@ -30,7 +30,6 @@ the budget runs short).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -40,15 +39,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from _common import RESULTS, timed, write_json
 
 import hdlcore as hd
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_problem(n, rank, fraction, noise, device, dtype, seed):
@@ -66,17 +59,6 @@ def make_problem(n, rank, fraction, noise, device, dtype, seed):
     v = fraction * (1 - fraction) + fraction * noise**2
     lam = 1.4 * 2 * math.sqrt(n * v)
     return Y, mask, lam
-
-
-def timed(fn, device, repeats=1):
-    out, times = None, []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return out, times
 
 
 def copy_bandwidth(device, dtype, n):
@@ -118,7 +100,7 @@ def main(argv=None):
                         help="size of the exact-SVD cross-check (0 to skip)")
     parser.add_argument("--budget", type=float, default=230.0, help="seconds for the whole run")
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -194,10 +176,8 @@ def main(argv=None):
                cross_check=check, history={k: v.tolist() for k, v in h.items() if k in
                                           ("size", "polar", "objective", "iterations", "time")},
                total_seconds=total)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / ("gpu_completion.json" if device.type == "cuda" else "gpu_completion_cpu.json")
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    write_json("gpu_completion.json" if device.type == "cuda" else "gpu_completion_cpu.json", out, args.out,
+               device)
     return out
 
 

@@ -17,7 +17,6 @@ Usage: python benchmarks/gpu_dropout.py [--out DIR] [--budget SECONDS]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -26,19 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS, default_device, sync, write_json
 
 import hdlcore as hd
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--budget", type=float, default=240.0, help="stop adding rows after this")
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    dev = torch.device("cuda" if cuda else "cpu")
-    if not cuda:
-        torch.set_num_threads(1)
+    dev = default_device(cpu_threads=1)
+    cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"CPU ({platform.processor() or 'cpu'})"
     big = {True: dict(m=2000, n=1500, rank=10, d=32, bits=16, mc=1_000_000, steps=4000, masks=8),
            False: dict(m=60, n=40, rank=4, d=6, bits=10, mc=20_000, steps=2000, masks=8)}[cuda]
@@ -48,8 +46,7 @@ def main() -> int:
 
     def now() -> float:
         """Wall time after the device has finished its queued work."""
-        if cuda:
-            torch.cuda.synchronize()
+        sync(dev)
         return time.perf_counter()
 
     def row(name_: str, ok: bool, **fields) -> None:
@@ -67,7 +64,7 @@ def main() -> int:
     closed = float(hd.dropout_risk(Ys, Us, Vs, keep))
     exact = float(hd.dropout_risk_exact(Ys, Us, Vs, keep))
     t_exact = now() - t0
-    t0 = time.perf_counter()
+    t0 = now()
     est = hd.dropout_risk_mc(Ys, Us, Vs, keep, num_samples=big["mc"], rng=gen)
     t_mc = now() - t0
     row(f"expectation r={big['bits']} ({2 ** big['bits']} masks)",
@@ -113,13 +110,11 @@ def main() -> int:
     row("schedule: optimum independent of the size", max(diffs) < 1e-9 * float(ref.abs().max()),
         max_abs_diff=f"{max(diffs):.1e}")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     result = {"device": name, "torch": torch.__version__, "hdlcore": hd.__version__,
               "seconds": round(time.perf_counter() - t_start, 1), "sizes": big, "rows": rows}
-    (out / "gpu_dropout.json").write_text(json.dumps(result, indent=2))
+    path = write_json("gpu_dropout.json", result, Path(args.out), dev, quiet=True)
     print(f"{sum(r['passed'] for r in rows)}/{len(rows)} passed on {name} in {result['seconds']} s; "
-          f"wrote {out / 'gpu_dropout.json'}")
+          f"wrote {path}")
     return 0 if all(r["passed"] for r in rows) else 1
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
+from _common import median_time, write_json
 from torch import nn
 
 import hdlcore as hd
@@ -59,22 +58,6 @@ def tf32(allowed: bool):
         yield
     finally:
         conv.fp32_precision, matmul.fp32_precision = before
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(fn, device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -135,11 +118,9 @@ def main() -> int:
         print(f"{r['case']:<34} {r['precision']:<14} {str(r['expected']):>4} {r['fitted']:>6.3g} "
               f"{r['max_deviation']:>10.2e} {r['rtol']:>9.1e} {1e3 * r['forward_s']:>8.2f} "
               f"{1e3 * r['degree_s']:>10.2f} {r['ratio']:>6.1f}  {'yes' if r['ok'] else 'NO'}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     payload = dict(device=str(device), name=torch.cuda.get_device_name(device) if cuda else "cpu",
                    torch=torch.__version__, sizes=s, rows=rows, seconds=time.perf_counter() - start)
-    (out / "gpu_homogeneity.json").write_text(json.dumps(payload, indent=2))
+    write_json("gpu_homogeneity.json", payload, Path(args.out), device)
     wrong = [r for r in rows if not r["ok"]]
     for r in wrong:
         print(f"WRONG: {r['case']} ({r['precision']}): {r['verdict']}")

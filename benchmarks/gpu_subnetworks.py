@@ -28,29 +28,23 @@ Usage: python benchmarks/gpu_subnetworks.py [--out DIR] [--repeats N]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-import hdlcore as hd
-from hdlcore.networks.proximal import _first_step
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_subnetworks import (  # noqa: E402  (the loop baseline and FLOP count, shared with the CPU benchmark)
+from _common import RESULTS, default_device, interleave, write_json
+from bench_subnetworks import (  # the loop baseline and FLOP count, shared with the CPU benchmark
     batched_step_factory,
     loop_step_factory,
     make_problem,
     matmul_ceiling,
     step_flops,
-    sync,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+import hdlcore as hd
+from hdlcore.networks.proximal import _first_step
 
 
 def ceiling(n: int, mode: str, device, repeats: int) -> float:
@@ -60,15 +54,6 @@ def ceiling(n: int, mode: str, device, repeats: int) -> float:
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
     with _precision("tf32" if mode == "tf32" else "full", device.type):
         return matmul_ceiling(n, dtype, device, repeats)
-
-
-def timed(fn, n: int, device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t0) / n
 
 
 def measure_speed(size, ceil, lam, lr, repeats, device):
@@ -90,14 +75,9 @@ def measure_speed(size, ceil, lam, lr, repeats, device):
                 "batched step bf16": lambda: steps["bf16"](A, Y),
                 "batched fwd+bwd fp32": fwd_bwd,
                 "loop of modules, step fp32": lambda: loop(A, Y)}
-    for fn in variants.values():  # warm-up (cuBLAS heuristics, allocator)
-        fn()
-        fn()
-    times = {k: [] for k in variants}
-    for _ in range(repeats):
-        for k, fn in variants.items():
-            times[k].append(timed(fn, size["per"], device))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    # warm-up (cuBLAS heuristics, allocator), then interleaved rounds
+    timing = interleave(variants, repeats, device=device, per=size["per"], warmup=2)
+    med = {k: t.median for k, t in timing.items()}
     fl = step_flops(r, B, d, hidden, C)
     rows = []
     print(f"{'variant':30s} {'ms':>8s} {'TFLOP/s exec':>12s} {'% fp32 ceil':>11s} {'TFLOP/s 6BP':>11s}")
@@ -120,13 +100,11 @@ def measure_speed(size, ceil, lam, lr, repeats, device):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    if not cuda:
-        torch.set_num_threads(1)
+    device = default_device(cpu_threads=1)
+    cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({platform.machine()}, 1 thread)"
     size = (dict(r=128, d=784, hidden=(256, 256), C=10, batch=4096, n_ceiling=8192, per=5) if cuda else
             dict(r=8, d=64, hidden=(32, 32), C=10, batch=256, n_ceiling=512, per=3))
@@ -229,10 +207,7 @@ def main() -> int:
               f"after 200 steps rel. diff vs fp64 {v['final_objective_rel_diff_vs_fp64']:.1e}", flush=True)
     out["seconds"] = time.perf_counter() - t_start
     print(f"total {out['seconds']:.1f} s")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / ("gpu_subnetworks.json" if cuda else "gpu_subnetworks_cpu.json")
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    write_json("gpu_subnetworks.json" if cuda else "gpu_subnetworks_cpu.json", out, args.out, device)
     return 1 if failed else 0
 
 
