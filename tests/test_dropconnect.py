@@ -1,4 +1,4 @@
-"""Dropout vs DropConnect (hdlcore.dropconnect), Chapter 5: the table of regularizers.
+"""Dropout vs DropConnect (hdlcore.dropout: masks, risk, dropconnect), Chapter 5: the table of regularizers.
 
 Oracles: a plain-loop enumeration over every mask written here from the definitions (no shared
 code with the library), the library's vectorized enumeration, Monte Carlo, and the algebra of

@@ -1,4 +1,4 @@
-"""Dropout for matrix factorization (hdlcore.dropout, hdlcore.dropout_training), Chapter 5.
+"""Dropout for matrix factorization (hdlcore.dropout: risk, regularizer, training), Chapter 5.
 
 Oracles: exact enumeration of the masks (vectorized in the library, and a plain loop here),
 Monte Carlo within a few standard errors, L-BFGS-B over the singular values, L-BFGS on the
