@@ -7,11 +7,11 @@ one). A scheme is described here once, by
 - the number of mask bits it draws (:func:`dropconnect_mask_shape`),
 - the masked model's output for a batch of masks (:func:`dropconnect_output`),
 - the variance it adds to the squared loss in expectation, its closed-form regularizer
-  (:func:`scheme_penalty`),
+  (``scheme_penalty``; the formulas are listed in :func:`hdlcore.dropconnect_penalty`),
 
-and the estimator of :mod:`hdlcore.dropout.risk` (closed form, exact enumeration of
-:func:`all_masks` weighted by :func:`mask_probabilities`, Monte Carlo over
-:func:`random_masks`) works for every scheme alike. The schemes (``scheme=``):
+and the estimator of :mod:`hdlcore.dropout.risk` (closed form, exact enumeration of every mask
+weighted by its probability, Monte Carlo over random masks) works for every scheme alike. The
+schemes (``scheme=``):
 
 - ``"units"``: dropout, hidden unit ``k`` (column ``k`` of ``U`` and ``V``) dropped as a whole;
 - ``"U"``: DropConnect on the entries of ``U`` (the output layer of a network);

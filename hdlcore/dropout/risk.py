@@ -9,10 +9,11 @@ the :math:`2^r` masks (:func:`dropout_risk_exact`) and Monte Carlo with its stan
 (:func:`dropout_risk_mc`).
 
 The three are written once, for every masking scheme of :mod:`hdlcore.dropout.masks`
-(:func:`expected_risk`, :func:`expected_risk_exact`, :func:`expected_risk_mc`): dropout is the
-scheme ``"units"``, and the DropConnect functions of :mod:`hdlcore.dropout.dropconnect` are the
-other schemes. The regularizer dropout induces on ``X`` and the global optimum are in
-:mod:`hdlcore.dropout.regularizer`, training with real masks in :mod:`hdlcore.dropout.training`.
+(``expected_risk``, ``expected_risk_exact``, ``expected_risk_mc`` on a validated ``Masked``
+problem): dropout is the scheme ``"units"``, and the DropConnect functions of
+:mod:`hdlcore.dropout.dropconnect` are the other schemes. The regularizer dropout induces on
+``X`` and the global optimum are in :mod:`hdlcore.dropout.regularizer`, training with real
+masks in :mod:`hdlcore.dropout.training`.
 
 Loss convention: :math:`\\|Y - X\\|_F^2`, without a factor 1/2, as in the expectation.
 """
