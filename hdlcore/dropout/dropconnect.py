@@ -63,7 +63,8 @@ def dropconnect_penalty(U: Any, V: Any, keep: float, scheme: str = "units", *, A
     [8.0, 8.0, 24.0, 8.0]
     """
     p = setup("dropconnect_penalty", None, U, V, keep, scheme, A)
-    return p.back(scheme_penalty(p.U, p.V, p.A, p.keep, p.scheme))
+    with p.threads():
+        return p.back(scheme_penalty(p.U, p.V, p.A, p.keep, p.scheme))
 
 
 def dropconnect_risk(Y: Any, U: Any, V: Any, keep: float, scheme: str = "units", *, A: Any = None) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_tensor
+from .._runtime import auto_threads, threads
 from .._validation import check_array, check_scalar, param_error
 from ._inputs import as_tensors, check_fits, check_keep
 
@@ -56,9 +57,11 @@ class DropoutOptimum:
 
 
 def _svd(X_t: Any) -> tuple[Any, Any, Any]:
+    """The thin SVD ``X = W diag(s) Z^T``, on one CPU thread for a small matrix (the library's policy)."""
     import torch
 
-    W, s, Zh = torch.linalg.svd(X_t, full_matrices=False)
+    with threads(auto_threads("matrix", X_t.numel(), X_t.device.type)):
+        W, s, Zh = torch.linalg.svd(X_t, full_matrices=False)
     return W, s, Zh.mT
 
 

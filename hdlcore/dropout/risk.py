@@ -99,6 +99,12 @@ class Masked:
         """Entries of the model's output (``m n``, or ``N c`` for a network)."""
         return self.U.shape[0] * (self.V.shape[0] if self.A is None else self.A.shape[0])
 
+    def threads(self, masks: int = 1) -> Any:
+        """The library's thread policy for ``masks`` masked models at a time (a context manager):
+        one CPU thread when the work is small (:mod:`hdlcore._runtime`'s ``"dropout"`` size)."""
+        work = self.output_size * self.U.shape[1] * masks
+        return threads(auto_threads("dropout", work, self.U.device.type))
+
 
 def setup(func: str, Y: Any, U: Any, V: Any, keep: Any, scheme: str = "units", A: Any = None) -> Masked:
     """Validate the arguments of a public function of the estimator, once (``Y`` may be None)."""
@@ -120,7 +126,8 @@ def _model(p: Masked) -> Any:
 
 def expected_risk(p: Masked) -> Any:
     """Closed form: the mean model's squared loss plus the scheme's penalty (a 0-dim tensor)."""
-    return ((p.Y - _model(p)) ** 2).sum() + scheme_penalty(p.U, p.V, p.A, p.keep, p.scheme)
+    with p.threads():
+        return ((p.Y - _model(p)) ** 2).sum() + scheme_penalty(p.U, p.V, p.A, p.keep, p.scheme)
 
 
 def _check_chunk(func: str, chunk: Any, p: Masked, batches: int) -> int:
@@ -130,11 +137,6 @@ def _check_chunk(func: str, chunk: Any, p: Masked, batches: int) -> int:
     per_mask = p.output_size + math.prod(p.draw_shape) + p.U.numel() + p.V.numel()
     check_fits(func, "chunk", chunk, "an int >= 1", 3.0 * b * per_mask * p.U.element_size(), p.U.device)
     return chunk
-
-
-def _batch_threads(p: Masked, b: int) -> int | None:
-    """The library's thread policy for ``b`` masks at a time (one thread when small, on a CPU)."""
-    return auto_threads("dropout", p.output_size * p.U.shape[1] * b, p.U.device.type)
 
 
 def expected_risk_exact(p: Masked, func: str, chunk: Any) -> Any:
@@ -147,7 +149,7 @@ def expected_risk_exact(p: Masked, func: str, chunk: Any) -> Any:
         raise param_error("scheme", func, f"a scheme with at most {MAX_EXACT_BITS} mask bits per "
                                           f"sample on these shapes (it has {bits})", p.scheme)
     chunk = _check_chunk(func, chunk, p, 2**bits)
-    with threads(_batch_threads(p, min(chunk, 2**bits))):
+    with p.threads(min(chunk, 2**bits)):
         masks = all_masks(bits, p.U)  # (2^bits, bits)
         weights = mask_probabilities(masks, p.keep)
         # a network's loss is a sum over samples with independent masks: enumerate each sample's
@@ -176,7 +178,7 @@ def expected_risk_mc(p: Masked, func: str, num_samples: Any, rng: Any, chunk: An
     chunk = _check_chunk(func, chunk, p, num_samples)
     gen = torch_generator(rng, func, p.U.device)
     losses = []
-    with threads(_batch_threads(p, min(chunk, num_samples))):
+    with p.threads(min(chunk, num_samples)):
         for start in range(0, num_samples, chunk):
             b = min(chunk, num_samples - start)
             M = random_masks((b, *p.draw_shape), p.keep, gen, p.U)  # (b, bits) or (b, N, bits)

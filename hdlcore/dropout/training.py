@@ -84,7 +84,8 @@ def dropout_objective(Y: Any, U: Any, V: Any, keep: float, scheme: str = "units"
     keep = check_keep(keep, func)
     check_choice(scheme, "scheme", func, TRAINING_SCHEMES)
     (Y_t, U_t, V_t), back = as_tensors(func, Y=Y, U=U, V=V)
-    return back(_objective(Y_t, U_t, V_t, keep, scheme))
+    with threads(auto_threads("dropout", Y_t.numel() * U_t.shape[1], Y_t.device.type)):
+        return back(_objective(Y_t, U_t, V_t, keep, scheme))
 
 
 def _lr_at(t: int, steps: int, lr: float, decay_from: float) -> float:
@@ -193,7 +194,10 @@ def train_dropout(
     m, n = Y_t.shape
     _check_memory(func, Y_t, d, scheme, stochastic, masks_per_step)
     gen = torch_generator(rng, func, Y_t.device)
-    sigma1 = float(torch.linalg.matrix_norm(Y_t, ord=2))
+    # the library's thread policy: small CPU problems run on one thread (restored afterwards)
+    policy = auto_threads("dropout", m * n * d * masks_per_step, Y_t.device.type)
+    with threads(policy):
+        sigma1 = float(torch.linalg.matrix_norm(Y_t, ord=2))  # an SVD
     scale = max(sigma1, float(np.finfo(np.float64).tiny))
     if lr is None:
         lr = (0.1 * keep**2 if stochastic else 0.2 * keep) / scale
@@ -207,8 +211,7 @@ def train_dropout(
         (_, g_t), _ = as_tensors(func, Y=Y, **{name: given})  # same array type as Y
         return g_t.to(device=Y_t.device, dtype=Y_t.dtype).clone()
 
-    # the library's thread policy: small CPU problems run on one thread (restored afterwards)
-    with threads(auto_threads("dropout", m * n * d * masks_per_step, Y_t.device.type)):
+    with threads(policy):
         return _train(Y_t, back, gen, init(U0, m, "U0"), init(V0, n, "V0"), keep, scheme, stochastic,
                       steps, lr, masks_per_step, decay_from, record_every, tol)
 
