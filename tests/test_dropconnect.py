@@ -221,5 +221,5 @@ def test_complex_and_absurd_input_is_refused_naming_the_parameter(scheme):
         dropconnect_risk(Y, U, V, 0.5, scheme, A=A + 1j)
     with pytest.raises(TypeError, match="^The 'V' parameter of dropconnect_penalty must be a real array"):
         dropconnect_penalty(U, torch.from_numpy(V) + 1j, 0.5, scheme, A=torch.from_numpy(A))
-    with pytest.raises(ValueError, match="'chunk' parameter of dropconnect_risk_mc must be an int >= 1 sm"):
+    with pytest.raises(ValueError, match="'chunk' parameter of dropconnect_risk_mc must be an int >= 1 w"):
         dropconnect_risk_mc(Y, U, V, 0.5, scheme, A=A, num_samples=10**12, chunk=10**12)

@@ -467,13 +467,14 @@ def test_numpy_float16_is_computed_in_float32_and_returned_as_float16():
 def test_absurd_sizes_are_refused_before_anything_is_allocated():
     Y, U, V = instance(0, 3, 4, 2)
     huge = 10**12
-    fits = "must be an int >= 1 small enough to fit in memory"
-    with pytest.raises(ValueError, match=f"'d' parameter of dropout_global_minimum {fits}"):
-        dropout_global_minimum(Y, 0.5, huge)
-    with pytest.raises(ValueError, match=f"'d' parameter of equalized_factorization {fits}"):
-        equalized_factorization(Y, huge)
-    with pytest.raises(ValueError, match=f"'d' parameter of train_dropout {fits}"):
-        train_dropout(Y, 0.5, huge)
+    fits = "must be an int >= 1 whose arrays fit in memory"
+    for func, call in [("dropout_global_minimum", lambda: dropout_global_minimum(Y, 0.5, huge)),
+                       ("dropout_optimum", lambda: dropout_optimum(Y, 0.5, huge)),
+                       ("dropout_omega", lambda: dropout_omega(Y, huge)),
+                       ("equalized_factorization", lambda: equalized_factorization(Y, huge)),
+                       ("train_dropout", lambda: train_dropout(Y, 0.5, huge))]:
+        with pytest.raises(ValueError, match=f"'d' parameter of {func} {fits}"):
+            call()
     with pytest.raises(ValueError, match=f"'masks_per_step' parameter of train_dropout {fits}"):
         train_dropout(Y, 0.5, 2, masks_per_step=huge)
     with pytest.raises(ValueError, match=f"'copies' parameter of duplicate_columns {fits}"):
@@ -484,15 +485,15 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated():
         dropout_risk_exact(Y, U, V, 0.5, chunk=0)
 
 
-def test_a_huge_size_is_fine_where_nothing_of_that_size_is_built():
-    """The optimum X has rank at most min(m, n), so any size d gives it: lam / d -> 0, X -> Y."""
+def test_a_large_size_that_fits_gives_the_optimum():
+    """A size far above the rank (lam / d small) is computed: X -> Y as d grows."""
     Y = instance(5, 4, 3, 1)[0]
-    d = 10**12
+    d = 10**6
     X = dropout_optimum(Y, 0.5, d)
     W, sig, Zt = np.linalg.svd(Y, full_matrices=False)
     s, _, k = squared_nuclear_shrinkage(sig, dropout_lambda(0.5) / d)
     np.testing.assert_allclose(X, (W * s) @ Zt, atol=1e-12)
-    assert k == 3 and np.abs(X - Y).max() < 1e-9 * np.abs(Y).max()
+    assert k == 3 and np.abs(X - Y).max() < 1e-5 * np.abs(Y).max()
     assert dropout_omega(Y, d) == pytest.approx(sig.sum() ** 2 / d, rel=1e-12)
 
 
@@ -509,6 +510,6 @@ def test_dropout_is_the_units_scheme_of_the_one_estimator():
 @pytest.mark.cuda
 def test_tensors_on_two_devices_are_refused_naming_both():
     Y, U, V = (torch.from_numpy(a) for a in instance(0, 3, 4, 2))
-    with pytest.raises(ValueError, match=r"'U' parameter of dropout_risk must be a tensor on the same device "
-                                         r"as 'Y' \(cpu\)"):
+    with pytest.raises(ValueError, match=r"'U' parameter of dropout_risk must be on the same device as 'Y' "
+                                         r"\(cpu\)"):
         dropout_risk(Y, U.cuda(), V, 0.5)

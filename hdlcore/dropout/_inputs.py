@@ -8,21 +8,19 @@ function the user called:
 - numpy arrays or torch tensors, not a mix, and tensors on one device;
 - float16 and bfloat16 are computed in float32 (the CPU has no half-precision SVD, and half
   precision would lose the expectation's digits) and the results come back in the input's dtype;
-- a size that could never fit in this machine's memory (``d=10**12``) is refused before anything
-  is allocated.
+- a size whose arrays could never fit in this machine's memory (``d=10**12``) is refused before
+  anything is allocated (:func:`hdlcore._validation.check_size`).
 """
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._backend import as_tensor, is_tensor, to_numpy
-from .._validation import check_array, check_rng, check_scalar, param_error
+from .._validation import check_array, check_devices, check_rng, check_scalar, check_size, param_error
 
 __all__ = ["check_keep", "as_tensors", "check_shapes", "check_fits", "torch_generator"]
 
@@ -30,13 +28,6 @@ __all__ = ["check_keep", "as_tensors", "check_shapes", "check_fits", "torch_gene
 def check_keep(keep: Any, func: str) -> float:
     """The retain probability: a float in (0, 1]."""
     return check_scalar(keep, "keep", func, gt=0, le=1)
-
-
-def _real(A: Any, name: str, func: str) -> Any:
-    A = check_array(A, name, func, ndim=2)
-    if (A.is_complex() if is_tensor(A) else A.dtype.kind == "c"):
-        raise param_error(name, func, "a real array (complex values are not accepted)", A, TypeError)
-    return A
 
 
 def as_tensors(func: str, **arrays: Any) -> tuple[list[Any], Callable[[Any], Any]]:
@@ -48,7 +39,7 @@ def as_tensors(func: str, **arrays: Any) -> tuple[list[Any], Callable[[Any], Any
     """
     import torch
 
-    checked = {name: _real(a, name, func) for name, a in arrays.items()}
+    checked = {name: check_array(a, name, func, ndim=2) for name, a in arrays.items()}  # real, finite
     names = list(checked)
     first = names[0]
     kinds = {name: is_tensor(a) for name, a in checked.items()}
@@ -57,11 +48,8 @@ def as_tensors(func: str, **arrays: Any) -> tuple[list[Any], Callable[[Any], Any
         want = "a torch tensor" if kinds[first] else "a numpy array"
         raise param_error(odd, func, f"{want} (like '{first}')", checked[odd], TypeError)
     if kinds[first]:
+        check_devices(func, checked)
         device = checked[first].device
-        far = next((n for n in names if checked[n].device != device), None)
-        if far is not None:
-            raise param_error(far, func, f"a tensor on the same device as '{first}' ({device}), "
-                                         f"not {checked[far].device}", checked[far])
         dtype = checked[first].dtype
         for a in checked.values():
             dtype = torch.promote_types(dtype, a.dtype)
@@ -124,30 +112,10 @@ def check_shapes(func: str, U: Any, V: Any, Y: Any = None, A: Any = None,
                                      "A V U^T", orig.get("Y", Y))
 
 
-def _memory_bytes(device: Any) -> float:
-    """Total memory of ``device`` (a CUDA device's, else this machine's RAM); inf when unknown."""
-    if device is not None and getattr(device, "type", "cpu") == "cuda":
-        import torch
-
-        return float(torch.cuda.get_device_properties(device).total_memory)
-    try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
-        return math.inf
-
-
-def check_fits(func: str, name: str, value: Any, expected: str, nbytes: float, device: Any = None) -> None:
-    """Refuse ``value`` of parameter ``name`` when its arrays (``nbytes``) exceed the device's memory.
-
-    Called before anything of that size is allocated, so an absurd size is a clear error, not an
-    allocation failure deep inside torch.
-    """
-    total = _memory_bytes(device)
-    if nbytes > total:
-        where = "this machine" if device is None or device.type != "cuda" else f"the GPU ({device})"
-        raise param_error(name, func, f"{expected} small enough to fit in memory (it needs "
-                                      f"{nbytes / 2**30:.3g} GiB, {where} has {total / 2**30:.3g} GiB)",
-                          value)
+def check_fits(func: str, name: str, value: int, nbytes: float) -> None:
+    """Refuse the size ``value`` of parameter ``name`` when its arrays (``nbytes``) exceed this
+    machine's memory: :func:`hdlcore._validation.check_size`'s error, before any allocation."""
+    check_size(value, name, func, entries_per_unit=nbytes / max(value, 1), itemsize=1)
 
 
 def torch_generator(rng: Any, func: str, device: Any) -> Any:

@@ -100,6 +100,7 @@ def dropout_omega(X: Any, d: int) -> Any:
     func = "dropout_omega"
     d = check_scalar(d, "d", func, kind="int", ge=1)
     (X_t,), back = as_tensors(func, X=X)
+    _check_size(func, d, X_t, rotation=False)
     s = _svd(X_t)[1]
     if _numerical_rank(s, tuple(X_t.shape)) > d:
         return back(X_t.new_tensor(math.inf))
@@ -165,11 +166,15 @@ def equalized_factorization(X: Any, d: int) -> tuple[Any, Any]:
     return back(U_t), back(V_t)
 
 
-def _check_size(func: str, d: int, X_t: Any) -> None:
-    """A factorization of size ``d`` (the ``d x d`` rotation included) must fit in memory."""
+def _check_size(func: str, d: int, X_t: Any, rotation: bool = True) -> None:
+    """A factorization of size ``d`` must fit in memory (its factors, and the ``d x d`` rotation
+    that equalizes it when one is built): a size whose factors could not even be stored is
+    refused, before anything is allocated."""
     m, n = X_t.shape
-    nbytes = 16.0 * d * d + X_t.element_size() * (d * d + 2.0 * (m + n) * d)
-    check_fits(func, "d", d, "an int >= 1", nbytes, X_t.device)
+    nbytes = X_t.element_size() * 2.0 * (m + n) * d
+    if rotation:
+        nbytes += (16.0 + X_t.element_size()) * d * d
+    check_fits(func, "d", d, nbytes)
 
 
 def _equalized(X_t: Any, W: Any, s: Any, Z: Any, k: int, d: int) -> tuple[Any, Any]:
@@ -222,15 +227,17 @@ def squared_nuclear_shrinkage(
     ([2.6, 1.6, 0.6, 0.0, 0.0], 2.4, 3)
     """
     func = "squared_nuclear_shrinkage"
-    arr = check_array(sigma, "sigma", func, ndim=1, min_size=0)
-    if arr.is_complex() if is_tensor(arr) else arr.dtype.kind == "c":
-        raise param_error("sigma", func, "a real array (complex values are not accepted)", sigma, TypeError)
+    arr = check_array(sigma, "sigma", func, ndim=1)  # real (complex refused), finite, not empty
     sig = arr.detach().double().cpu().numpy() if is_tensor(arr) else np.asarray(arr, dtype=np.float64)
     if (sig < 0).any():
         raise param_error("sigma", func, "an array of non-negative values", sigma)
     tau = check_scalar(tau, "tau", func, ge=0)
     if size is not None:
         size = check_scalar(size, "size", func, kind="int", ge=0)
+    return _shrinkage(sig, tau, size)
+
+
+def _shrinkage(sig: np.ndarray, tau: float, size: int | None) -> tuple[np.ndarray, float, int]:
     order = np.argsort(-sig, kind="stable")
     srt = sig[order]
     limit = len(srt) if size is None else min(size, len(srt))
@@ -306,7 +313,7 @@ def _shrink(Y_t: Any, keep: float, d: int) -> tuple[float, Any, Any, Any, float,
     """Y's SVD and its shrunk singular values: (lam, W, s, Z, mu, k, s as numpy)."""
     lam = (1.0 - keep) / keep
     W, sig, Z = _svd(Y_t)
-    s_np, mu, k = squared_nuclear_shrinkage(sig.detach().double().cpu().numpy(), lam / d, size=d)
+    s_np, mu, k = _shrinkage(sig.detach().double().cpu().numpy(), lam / d, d)
     return lam, W, Y_t.new_tensor(s_np), Z, mu, k, s_np
 
 
@@ -324,7 +331,8 @@ def dropout_optimum(Y: Any, keep: float, d: int) -> Any:
     """
     func = "dropout_optimum"
     keep = check_keep(keep, func)
-    d = check_scalar(d, "d", func, kind="int", ge=1)  # any size: X has rank at most min(m, n)
+    d = check_scalar(d, "d", func, kind="int", ge=1)
     (Y_t,), back = as_tensors(func, Y=Y)
+    _check_size(func, d, Y_t, rotation=False)
     _, W, s, Z, _, _, _ = _shrink(Y_t, keep, d)
     return back((W * s) @ Z.T)  # (m, p) diag(s) (p, n) -> (m, n)

@@ -135,7 +135,7 @@ def _check_chunk(func: str, chunk: Any, p: Masked, batches: int) -> int:
     chunk = check_scalar(chunk, "chunk", func, kind="int", ge=1)
     b = min(chunk, batches)
     per_mask = p.output_size + math.prod(p.draw_shape) + p.U.numel() + p.V.numel()
-    check_fits(func, "chunk", chunk, "an int >= 1", 3.0 * b * per_mask * p.U.element_size(), p.U.device)
+    check_fits(func, "chunk", chunk, 3.0 * b * per_mask * p.U.element_size())
     return chunk
 
 
@@ -364,7 +364,6 @@ def duplicate_columns(U: Any, V: Any, copies: int = 2) -> tuple[Any, Any]:
     copies = check_scalar(copies, "copies", func, kind="int", ge=1)
     U_t, V_t, back = _factors(func, U, V)
     (m, r), n = U_t.shape, V_t.shape[0]
-    check_fits(func, "copies", copies, "an int >= 1", 2.0 * (m + n) * r * copies * U_t.element_size(),
-               U_t.device)
+    check_fits(func, "copies", copies, 2.0 * (m + n) * r * copies * U_t.element_size())
     s = 1.0 / math.sqrt(copies)
     return back(U_t.repeat(1, copies) * s), back(V_t.repeat(1, copies) * s)

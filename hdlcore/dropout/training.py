@@ -220,11 +220,10 @@ def _check_memory(func: str, Y_t: Any, d: int, scheme: str, stochastic: bool, ma
     """The factors (with their gradients and copies) and one step's masks must fit in memory."""
     m, n = Y_t.shape
     size = Y_t.element_size()
-    check_fits(func, "d", d, "an int >= 1", 8.0 * (m + n) * d * size, Y_t.device)
+    check_fits(func, "d", d, 8.0 * (m + n) * d * size)
     if stochastic and scheme != "update":
         per_mask = mask_bits(scheme, m, d, n, False) + (m + n) * d + m * n  # mask, masked factor, output
-        check_fits(func, "masks_per_step", masks_per_step, "an int >= 1",
-                   4.0 * masks_per_step * per_mask * size, Y_t.device)
+        check_fits(func, "masks_per_step", masks_per_step, 4.0 * masks_per_step * per_mask * size)
 
 
 def _train(Y_t, back, gen, U, V, keep, scheme, stochastic, steps, lr, masks_per_step, decay_from,
