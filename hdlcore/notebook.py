@@ -384,7 +384,7 @@ def check_all(claim: str, parts: Mapping[str, Any], *, id: str) -> CheckResult:
     ...     "Euler residuals": ([1e-13, 3e-12], {"le": 1e-9}),
     ... }, id="demo-parts")  # doctest: +ELLIPSIS
     PASS [demo-parts] the polar certifies
-      pass  polar at most 1: 0.9999 ≤ 1
+      pass  polar at most 1: 0.9999 ≤ 1.000001
       pass  exact polar: true
       pass  Euler residuals: max 3e-12 over 2 values ≤ 1e-9
     CheckResult(...)
