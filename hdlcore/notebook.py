@@ -4,7 +4,7 @@ Every chapter starts with ``rng, device = hd.notebook.setup(seed=0)`` and states
 a :func:`check`: a labelled statement, the computation, then
 
 >>> check("one plus one is two", 1 + 1, id="demo-arith", close_to=2)  # doctest: +ELLIPSIS
-PASS [demo-arith] one plus one is two: 2 ≈ 2 (|diff| 0 ≤ 2e-9)
+PASS [demo-arith] one plus one is two: 2 = 2
 CheckResult(...)
 
 A failing check prints a FAIL line and raises :class:`AssertionError`, so the notebook run
@@ -135,7 +135,7 @@ def by_device(cpu: Any, cuda: Any) -> Any:
     return cuda if device().type == "cuda" else cpu
 
 
-def _fmt(x: Any) -> str:
+def _fmt(x: Any, digits: int = 4) -> str:
     """A number as a reader writes it: ``0.2131``, ``3.1e-12``, ``37``, ``true``."""
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x.item()
@@ -147,9 +147,19 @@ def _fmt(x: Any) -> str:
         x = float(x)
         if x.is_integer() and abs(x) < 1e15:
             return str(int(x))
-        text = f"{x:.7g}" if 1e-3 <= abs(x) < 1e6 else f"{x:.2g}"
+        text = f"{x:.{digits}g}" if 1e-3 <= abs(x) < 1e6 else f"{x:.{digits - 2}g}"
         return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], text)
     return str(x)
+
+
+def _digits(x: float, bounds: list[float]) -> int:
+    """The fewest significant digits (at least 4) at which ``x`` and each bound, as written,
+    still compare as they do (so a value just above 1 never reads "1 ≤ 1")."""
+    for digits in range(4, 19):
+        if all(np.sign(float(_fmt(x, digits)) - float(_fmt(b, digits))) == np.sign(x - b)
+               for b in bounds):
+            return digits
+    return 18
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -226,28 +236,35 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
             bad |= ~_OPS[key][1](arr, b)
         lows = [k for k in bounds if k in ("ge", "gt")]
         highs = [k for k in bounds if k in ("le", "lt")]
-        bound_words = [f"{_OPS[k][0]} {_fmt(bounds[k])}" for k in bounds]
+        floats = {k: float(b) for k, b in bounds.items()}
         if arr.size == 1:
-            x = _fmt(arr.item())
+            d = _digits(arr.item(), list(floats.values()))
+            x, b = _fmt(arr.item(), d), {k: _fmt(v, d) for k, v in floats.items()}
             value_words.append(x)
             if lows and highs:
                 lo, hi = lows[-1], highs[-1]
                 lo_sym = "≤" if lo == "ge" else "<"
-                texts.append(f"{_fmt(bounds[lo])} {lo_sym} {x} {_OPS[hi][0]} {_fmt(bounds[hi])}")
+                texts.append(f"{b[lo]} {lo_sym} {x} {_OPS[hi][0]} {b[hi]}")
             else:
-                texts.append(f"{x} {' and '.join(bound_words)}")
+                texts.append(f"{x} " + " and ".join(f"{_OPS[k][0]} {b[k]}" for k in bounds))
         elif lows and highs:
             lo, hi = lows[-1], highs[-1]
-            shown = f"{arr.size} values from {_fmt(np.nanmin(arr))} to {_fmt(np.nanmax(arr))}"
+            low, high = float(np.nanmin(arr)), float(np.nanmax(arr))
+            d = max(_digits(low, [floats[lo]]), _digits(high, [floats[hi]]))
+            b = {k: _fmt(v, d) for k, v in floats.items()}
+            shown = f"{arr.size} values from {_fmt(low, d)} to {_fmt(high, d)}"
             value_words.append(shown)
-            texts.append(f"{shown}, all in {_OPS[lo][2]}{_fmt(bounds[lo])}, "
-                         f"{_fmt(bounds[hi])}{_OPS[hi][2]}")
+            texts.append(f"{shown}, all in {_OPS[lo][2]}{b[lo]}, {b[hi]}{_OPS[hi][2]}")
         else:
             key = (lows or highs)[-1]
-            worst = np.nanmin(arr) if key in ("ge", "gt") else np.nanmax(arr)
-            shown = f"{'min' if key in ('ge', 'gt') else 'max'} {_fmt(worst)} over {arr.size} values"
+            worst = float(np.nanmin(arr) if key in ("ge", "gt") else np.nanmax(arr))
+            d = _digits(worst, list(floats.values()))
+            b = {k: _fmt(v, d) for k, v in floats.items()}
+            shown = (f"{'min' if key in ('ge', 'gt') else 'max'} {_fmt(worst, d)} "
+                     f"over {arr.size} values")
             value_words.append(shown)
-            texts.append(f"{shown} {' and '.join(bound_words)}")
+            texts.append(f"{shown} " + " and ".join(f"{_OPS[k][0]} {b[k]}" for k in bounds))
+        bound_words = [f"{_OPS[k][0]} {b[k]}" for k in bounds]
     if close_to is not None:
         target = _as_array(close_to).astype(np.float64)
         diff = np.abs(arr - target)
@@ -260,8 +277,8 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
         if full.size == 1:
             x, t = _fmt(arr.item()), _fmt(full.item())
             value_words.append(x)
-            if not np.ravel(allowed)[0]:
-                texts.append(f"{x} = {t} exactly")
+            if not diff.max():
+                texts.append(f"{x} = {t}" + ("" if np.ravel(allowed)[0] else " exactly"))
             else:
                 texts.append(f"{x} ≈ {t} (|diff| {_fmt(diff.max())} ≤ {tol})")
             bound_words.append(f"= {t} (|diff| ≤ {tol})")
@@ -270,7 +287,8 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
             if full.size <= 4:
                 x = _values(np.broadcast_to(arr, full.shape))
                 value_words.append(x)
-                texts.append(f"{x} ≈ {_values(full)} (max |diff| {m} ≤ {tol})")
+                texts.append(f"{x} = {_values(full)}" if not np.nanmax(diff) else
+                             f"{x} ≈ {_values(full)} (max |diff| {m} ≤ {tol})")
             else:
                 value_words.append(f"max |diff| {m} over {full.size} values")
                 texts.append(f"max |diff| {m} over {full.size} values ≤ {tol}")
@@ -384,7 +402,7 @@ def check_all(claim: str, parts: Mapping[str, Any], *, id: str) -> CheckResult:
     ...     "Euler residuals": ([1e-13, 3e-12], {"le": 1e-9}),
     ... }, id="demo-parts")  # doctest: +ELLIPSIS
     PASS [demo-parts] the polar certifies
-      pass  polar at most 1: 0.9999 ≤ 1.000001
+      pass  polar at most 1: 0.9999 ≤ 1
       pass  exact polar: true
       pass  Euler residuals: max 3e-12 over 2 values ≤ 1e-9
     CheckResult(...)

@@ -123,7 +123,12 @@ def test_check_records_to_the_build_log(tmp_path, monkeypatch):
         (2 + 1e-10, {"close_to": 2}, "2 ≈ 2 (|diff| 1e-10 ≤ 2e-9)"),
         (0.0, {"close_to": 0.0, "atol": 0}, "0 = 0 exactly"),
         (np.ones(12) + 3.1e-12, {"close_to": 1.0}, "max |diff| 3.1e-12 over 12 values ≤ 1e-9"),
-        ([2.0, 1.0], {"close_to": [2, 1]}, "(2, 1) ≈ (2, 1) (max |diff| 0 ≤ 1e-9·|target|)"),
+        ([2.0, 1.0], {"close_to": [2, 1]}, "(2, 1) = (2, 1)"),
+        ([2.0, 1.5 + 1e-12], {"close_to": [2, 1.5]},
+         "(2, 1.5) ≈ (2, 1.5) (max |diff| 1e-12 ≤ 1e-9·|target|)"),
+        (37, {"close_to": 37}, "37 = 37"),
+        (1.0000005, {"le": 1 + 1e-6}, "1.0000005 ≤ 1.000001"),
+        (0.08625222, {"ge": 20 / 384}, "0.08625 ≥ 0.05208"),
         (torch.tensor([1.0, 2.0]), {"gt": 0}, "min 1 over 2 values > 0"),
         (np.ones(4) > 0, {}, "4 of 4 true"),
         (True, {}, "true"),
@@ -134,6 +139,11 @@ def test_check_states_value_and_bound_in_words(value, kwargs, text, capsys):
     assert res.passed and res.text == text
     assert capsys.readouterr().out.strip() == f"PASS [test-words] a claim: {text}"
     assert "np.float64" not in res.text and "array" not in res.text
+
+
+def test_a_value_near_its_bound_is_written_with_enough_digits():
+    with pytest.raises(AssertionError, match=r"at most one: 1\.000001 ≤ 1$"):
+        hd.check("at most one", 1.0000005, id="test-digits", le=1.0)
 
 
 def test_failing_array_says_which_entries_fail():
@@ -161,9 +171,8 @@ def test_check_all_reports_each_part_by_name(capsys):
     assert res.passed
     assert [p.name for p in res.parts] == ["polar at most 1", "exact polar", "Euler residuals",
                                            "objective matches"]
-    assert [p.text for p in res.parts] == ["0.9999 ≤ 1.000001", "true",
-                                           "max 3e-12 over 2 values ≤ 1e-9",
-                                           "1.5 ≈ 1.5 (|diff| 0 ≤ 1.5e-12)"]
+    assert [p.text for p in res.parts] == ["0.9999 ≤ 1", "true",
+                                           "max 3e-12 over 2 values ≤ 1e-9", "1.5 = 1.5"]
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "PASS [test-parts] certified"
     assert out[1:] == [f"  pass  {p.name}: {p.text}" for p in res.parts]
