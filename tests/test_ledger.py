@@ -8,6 +8,7 @@ one build of a tiny book whose notebook passes one check, fails one, and never r
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -241,10 +242,19 @@ def test_tiny_book_shows_holds_failing_and_missing(tmp_path):
         config = config.replace(old, new)
     (book / "_config.yml").write_text(config)
     jb = Path(sys.executable).with_name("jupyter-book")
-    run = subprocess.run([str(jb), "build", str(book), "--all", "--keep-going"],
-                         capture_output=True, text=True, timeout=600)
-    log = run.stdout + run.stderr
+
+    def build(strict: str) -> str:
+        env = os.environ | {"HDL_LEDGER_STRICT": strict}
+        run = subprocess.run([str(jb), "build", str(book), "--all", "--keep-going"],
+                             capture_output=True, text=True, timeout=600, env=env)
+        return run.stdout + run.stderr
+
+    log = build("1")  # strict: a missing check is a warning
+    assert "WARNING: ledger: claim 'unreached' is MISSING check(s) tiny-never" in log, log[-3000:]
+    log = build("0")  # not strict: said, but not a warning
     assert "ledger: claim 'five' is FAILING: check(s) tiny-fail failed" in log, log[-3000:]
+    assert "ledger: claim 'unreached' is MISSING check(s) tiny-never" in log
+    assert "WARNING: ledger: claim 'unreached'" not in log
     html = BeautifulSoup((book / "_build" / "html" / "ledger.html").read_text(), "html.parser")
     verdicts = {row["id"]: row.select("td")[1].get_text(" ", strip=True)
                 for row in html.select("table.hdl-ledger tbody tr")}
