@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import param_error
+from ._validation import check_scalar, param_error
 
 __all__ = ["CheckResult", "PartResult", "setup", "check", "check_all", "by_device", "report",
            "records", "device"]
@@ -382,6 +382,8 @@ def check(
     check_all : a claim made of several named conditions, each reported with its own value.
     """
     _check_claim_and_id(claim, id, "check")
+    rtol = check_scalar(rtol, "rtol", "check", ge=0)
+    atol = check_scalar(atol, "atol", "check", ge=0)
     conditions = {"le": le, "ge": ge, "lt": lt, "gt": gt, "close_to": close_to,
                   "rtol": rtol, "atol": atol}
     part = _evaluate("", value, {k: v for k, v in conditions.items() if v is not None},
@@ -444,9 +446,14 @@ def check_all(claim: str, parts: Mapping[str, Any], *, id: str) -> CheckResult:
             if unknown:
                 raise param_error("parts", "check_all",
                                   f"conditions among {', '.join(_CONDITIONS)}", unknown[0])
+            conditions = dict(conditions)
+            for tol in ("rtol", "atol"):
+                if tol in conditions:
+                    conditions[tol] = check_scalar(conditions[tol], f"parts[{name!r}][{tol!r}]",
+                                                   "check_all", ge=0)
         else:
             value, conditions = spec, {}
-        results.append(_evaluate(name, value, dict(conditions), "check_all",
+        results.append(_evaluate(name, value, conditions, "check_all",
                                  f"parts[{name!r}]"))
     return _finish(claim, id, tuple(results), named=True)
 

@@ -208,6 +208,7 @@ def test_check_all_names_the_part_that_failed(capsys):
         ({"a": (1.0, {"below": 2})}, "'parts' parameter of check_all"),
         ({"a": 3.0}, r"'parts\['a'\]' parameter of check_all"),
         ({"a": ("x", {"le": 1})}, r"'parts\['a'\]' parameter of check_all"),
+        ({"a": (1.0, {"close_to": 1, "rtol": -1})}, r"'parts\['a'\]\['rtol'\]' parameter"),
     ],
 )
 def test_check_all_rejects_malformed_parts(parts, match):
