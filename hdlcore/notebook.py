@@ -232,12 +232,22 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
     bad = np.isnan(arr)
     texts, value_words, bound_words = [], [], []
     if bounds:
+        bounds = {k: _as_array(b).astype(np.float64) for k, b in bounds.items()}
         for key, b in bounds.items():
-            bad |= ~_OPS[key][1](arr, b)
+            bad = bad | ~_OPS[key][1](arr, b)
         lows = [k for k in bounds if k in ("ge", "gt")]
         highs = [k for k in bounds if k in ("le", "lt")]
-        floats = {k: float(b) for k, b in bounds.items()}
-        if arr.size == 1:
+        floats = {k: float(b) for k, b in bounds.items() if b.size == 1}
+        if len(floats) < len(bounds):  # a bound per entry: say how close the closest entry is
+            margins = [(b - arr if k in ("le", "lt") else arr - b) for k, b in bounds.items()]
+            margin = float(np.nanmin(np.minimum.reduce(np.broadcast_arrays(*margins))))
+            n = np.broadcast_shapes(arr.shape, *(b.shape for b in bounds.values()))
+            shown = f"{int(np.prod(n))} values, each " + " and ".join(
+                f"{_OPS[k][0]} its bound" for k in bounds)
+            b = {k: _fmt(v) for k, v in floats.items()}
+            value_words.append(f"smallest margin {_fmt(margin)}")
+            texts.append(f"{shown} (smallest margin {_fmt(margin)})")
+        elif arr.size == 1:
             d = _digits(arr.item(), list(floats.values()))
             x, b = _fmt(arr.item(), d), {k: _fmt(v, d) for k, v in floats.items()}
             value_words.append(x)
@@ -264,7 +274,8 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
                      f"over {arr.size} values")
             value_words.append(shown)
             texts.append(f"{shown} " + " and ".join(f"{_OPS[k][0]} {b[k]}" for k in bounds))
-        bound_words = [f"{_OPS[k][0]} {b[k]}" for k in bounds]
+        bound_words = [f"{_OPS[k][0]} " + (b[k] if k in floats else "bound per entry")
+                       for k in bounds]
     if close_to is not None:
         target = _as_array(close_to).astype(np.float64)
         diff = np.abs(arr - target)

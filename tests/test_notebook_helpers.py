@@ -63,6 +63,7 @@ def test_check_passes_and_prints_one_line(capsys):
         (1.1, {"close_to": 1.0, "rtol": 1e-3}),
         (float("nan"), {"le": 1.0}),
         (np.array([1.0, np.nan]), {"close_to": 1.0}),
+        ([1.0, 2.0], {"le": np.array([1.5, 1.9])}),
         (False, {}),
         (np.array([True, False]), {}),
     ],
@@ -132,6 +133,8 @@ def test_check_records_to_the_build_log(tmp_path, monkeypatch):
         (torch.tensor([1.0, 2.0]), {"gt": 0}, "min 1 over 2 values > 0"),
         (np.ones(4) > 0, {}, "4 of 4 true"),
         (True, {}, "true"),
+        ([1.0, 2.0], {"le": np.array([1.5, 2.1])}, "2 values, each ≤ its bound (smallest margin 0.1)"),
+        (torch.tensor(0.5), {"lt": torch.tensor(1.0)}, "0.5 < 1"),
     ],
 )
 def test_check_states_value_and_bound_in_words(value, kwargs, text, capsys):
