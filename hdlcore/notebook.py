@@ -300,6 +300,11 @@ def _evaluate(name: str, value: Any, conditions: dict[str, Any], func: str,
                 value_words.append(x)
                 texts.append(f"{x} = {_values(full)}" if not np.nanmax(diff) else
                              f"{x} ≈ {_values(full)} (max |diff| {m} ≤ {tol})")
+            elif not np.nanmax(diff):
+                target_words = (f"equal to {_fmt(full.ravel()[0])}"
+                                if np.all(full == full.ravel()[0]) else "equal to their targets")
+                value_words.append(f"{full.size} values {target_words}")
+                texts.append(f"all {full.size} values {target_words}")
             else:
                 value_words.append(f"max |diff| {m} over {full.size} values")
                 texts.append(f"max |diff| {m} over {full.size} values ≤ {tol}")

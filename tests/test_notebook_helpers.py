@@ -128,6 +128,8 @@ def test_check_records_to_the_build_log(tmp_path, monkeypatch):
         ([2.0, 1.5 + 1e-12], {"close_to": [2, 1.5]},
          "(2, 1.5) ≈ (2, 1.5) (max |diff| 1e-12 ≤ 1e-9·|target|)"),
         (37, {"close_to": 37}, "37 = 37"),
+        (np.arange(6.0), {"close_to": np.arange(6)}, "all 6 values equal to their targets"),
+        (np.full(6, 3.0), {"close_to": 3}, "all 6 values equal to 3"),
         (1.0000005, {"le": 1 + 1e-6}, "1.0000005 ≤ 1.000001"),
         (0.08625222, {"ge": 20 / 384}, "0.08625 ≥ 0.05208"),
         (torch.tensor([1.0, 2.0]), {"gt": 0}, "min 1 over 2 values > 0"),
