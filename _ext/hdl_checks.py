@@ -101,13 +101,53 @@ def _merge(app, env, docnames, other) -> None:
                                    if d in getattr(other, attr)})
 
 
+def measured_text(entry: dict) -> list[tuple[str, bool | None]]:
+    """What a check record measured, in words: one ``(line, passed)`` per part.
+
+    A single-condition check gives one line (``"0.0213 ≤ 0.05"``, ``passed`` None since the
+    row's result says it); a :func:`hdlcore.notebook.check_all` record gives one line per named
+    part (``"polar at most 1: 0.9999 ≤ 1.000001"``) with that part's outcome. Records written
+    before parts existed fall back to their value and bound.
+    """
+    parts = entry.get("parts") or []
+    if parts:
+        return [(f"{p['name']}: {p['text']}", bool(p["passed"])) for p in parts]
+    text = entry.get("text") or " ".join(x for x in (entry.get("value", ""),
+                                                     entry.get("bound", "")) if x)
+    return [(text or "true", None)]
+
+
+def check_link(app, fromdoc: str, check_id: str, text: str, warn_from: str | None = None):
+    """A reference to the statement labelled ``(check_id)=``, or plain text when none exists.
+
+    With ``warn_from`` (the page the check ran on) a missing label is a build warning.
+    """
+    target = app.env.get_domain("std").anonlabels.get(check_id)
+    if target is None:
+        if warn_from is not None:
+            logger.warning(f"check '{check_id}' has no statement labelled "
+                           f"({check_id})= in {warn_from}", location=fromdoc)
+        return nodes.Text(text)
+    uri = app.builder.get_relative_uri(fromdoc, target[0]) + "#" + target[1]
+    return nodes.reference("", text, refuri=uri, internal=True)
+
+
+def _measured_cell(entry: dict) -> nodes.entry:
+    cell = nodes.entry()
+    for line, ok in measured_text(entry):
+        para = nodes.paragraph(text=line)
+        if ok is False:
+            para += nodes.strong(text="  FAIL")
+        cell += para
+    return cell
+
+
 def _table(app, fromdoc: str, rows: list[dict]) -> nodes.table:
-    labels = app.env.get_domain("std").anonlabels
-    headers = ("Claim", "Value", "Bound", "Result")
+    headers = ("Claim", "Measured in this build", "Result")
     table = nodes.table(classes=["hdl-checks"])
     group = nodes.tgroup(cols=len(headers))
     table += group
-    for width in (50, 18, 24, 8):
+    for width in (50, 42, 8):
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     group += head
@@ -119,23 +159,20 @@ def _table(app, fromdoc: str, rows: list[dict]) -> nodes.table:
     group += body
     for entry in rows:
         claim = nodes.paragraph()
-        target = labels.get(entry["id"])
-        if target is None:
-            logger.warning(f"check '{entry['id']}' has no statement labelled "
-                           f"({entry['id']})= in {entry['doc']}", location=fromdoc)
-            claim += nodes.Text(entry["claim"])
-        else:
-            uri = app.builder.get_relative_uri(fromdoc, target[0]) + "#" + target[1]
-            claim += nodes.reference("", entry["claim"], refuri=uri, internal=True)
+        claim += check_link(app, fromdoc, entry["id"], entry["claim"], warn_from=entry["doc"])
         claim += nodes.Text(" ")
         claim += nodes.literal(text=entry["id"])
         row = nodes.row()
         row += nodes.entry("", claim)
-        row += nodes.entry("", nodes.paragraph(text=entry["value"]))
-        row += nodes.entry("", nodes.paragraph(text=entry["bound"] or "true"))
+        row += _measured_cell(entry)
         row += nodes.entry("", nodes.paragraph(text="pass" if entry["passed"] else "FAIL"))
         body += row
     return table
+
+
+def all_records(app) -> dict[str, dict]:
+    """Every check recorded in this build, by id (in reading order of the pages)."""
+    return {e["id"]: e for doc in _toc_order(app) for e in app.env.hdl_checks.get(doc, [])}
 
 
 def _environment(app) -> nodes.Node:

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "HypothesisWarning": "_validation",
     # notebook helpers and figure style (every chapter)
     "check": "notebook",
+    "check_all": "notebook",
     "setup": "notebook",
     # data made by the code or shipped in a package (several chapters)
     "low_rank_matrix": "data",
@@ -242,6 +243,7 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
     )
     from .notebook import (
         check,
+        check_all,
         setup,
     )
 
@@ -272,6 +274,7 @@ __all__ = [
     "certify",
     "certify_network",
     "check",
+    "check_all",
     "check_degrees",
     "column_products",
     "convex_relu",

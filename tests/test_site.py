@@ -74,7 +74,7 @@ def test_formulas_rendered(site, chromium, page):
     assert not unrendered, f"formulas left as raw TeX: {unrendered[:5]}"
     assert len(dom.find_all("mjx-container")) >= expected
     if page != "references":  # every content page has some mathematics
-        assert expected > 0 or page == "claims", "no formula at all on this page"
+        assert expected > 0 or page in ("claims", "ledger"), "no formula at all on this page"
     for tag in dom(["pre", "code", "script", "style", "mjx-container", "textarea"]):
         tag.decompose()
     body = dom.body.get_text(" ") if dom.body else ""
@@ -112,3 +112,17 @@ def test_claims_page_lists_this_builds_checks(site):
     assert len(rows) >= len(CHAPTERS)
     assert all(r.find("a", href=True) for r in rows), "a claim without a link to its statement"
     assert not any(r.find_all("td")[-1].get_text(strip=True) != "pass" for r in rows)
+
+
+def test_ledger_shows_a_verdict_decided_by_this_builds_checks(site):
+    soup = BeautifulSoup((site / "ledger.html").read_text(), "html.parser")
+    rows = soup.select("table.hdl-ledger tbody tr")
+    assert len(rows) >= 21, "fewer claims than issue 11 lists"
+    verdicts = ("holds", "holds with conditions", "imprecise", "false", "MISSING")
+    for row in rows:
+        cells = row.find_all("td")
+        shown = cells[1].get_text(" ", strip=True).split(" (")[0]
+        assert shown in verdicts, f"{row.get('id')}: {shown}"
+        for line in cells[3].find_all("p"):
+            ran = line.get_text(" ", strip=True).endswith(("pass", "FAIL"))
+            assert not ran or line.find("a", href=True), f"{row.get('id')}: check without a link"
