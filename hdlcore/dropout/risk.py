@@ -177,14 +177,14 @@ def expected_risk_mc(p: Masked, func: str, num_samples: Any, rng: Any, chunk: An
     num_samples = check_scalar(num_samples, "num_samples", func, kind="int", ge=2)
     chunk = _check_chunk(func, chunk, p, num_samples)
     gen = torch_generator(rng, func, p.U.device)
-    losses = []
+    chunks: list[torch.Tensor] = []
     with p.threads(min(chunk, num_samples)):
         for start in range(0, num_samples, chunk):
             b = min(chunk, num_samples - start)
             M = random_masks((b, *p.draw_shape), p.keep, gen, p.U)  # (b, bits) or (b, N, bits)
             Xs = dropconnect_output(p.U, p.V, M, p.keep, p.scheme, p.A)  # (b, m, n) or (b, N, c)
-            losses.append(((p.Y[None] - Xs) ** 2).flatten(1).sum(1).double())
-    losses = torch.cat(losses)
+            chunks.append(((p.Y[None] - Xs) ** 2).flatten(1).sum(1).double())
+    losses = torch.cat(chunks)
     n = losses.numel()
     return MonteCarloEstimate(mean=float(losses.mean()), stderr=float(losses.std() / math.sqrt(n)),
                               num_samples=int(n))

@@ -259,6 +259,7 @@ def _train(Y_t, back, gen, U, V, keep, scheme, stochastic, steps, lr, masks_per_
                 break
             last_good = (U.detach().clone(), V.detach().clone())
         if stochastic and scheme != "update":
+            assert bits is not None  # every scheme but "update" draws mask bits
             M = random_masks((masks_per_step, bits), keep, gen, Y_t)  # (b, bits) fresh masks
             Xs = dropconnect_output(U, V, M, keep, scheme)  # (b, m, n)
             loss = ((Y_t[None] - Xs) ** 2).sum((1, 2)).mean()
