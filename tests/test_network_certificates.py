@@ -92,7 +92,7 @@ def test_oracle_network_is_certified_global(spirals_optimum):
                                                torch.as_tensor(oracle.W2[:, :, None])])
     cert = hd.certify_network(net, A, Y, lam, tol=1e-6)
     assert cert.polar_kind == "exact" and cert.is_global is True
-    assert abs(cert.polar - 1) < 1e-5 and cert.gap_bound < 1e-6 * cert.objective
+    assert abs(cert.polar - 1) < 1e-5 and cert.bound < 1e-6 * cert.objective
     assert "global minimum" in cert.proves
 
 
@@ -101,8 +101,8 @@ def test_untrained_network_is_disproven_and_the_decrease_verified(spirals_optimu
     net = hd.ParallelSubnetworks(2, 1, 4, (1,), rng=0, dtype=F64)
     cert = hd.certify_network(net, A, Y, lam)
     assert cert.is_global is False and cert.polar > 1 and cert.descent < 0
-    # the gap bound is valid: f - f* <= gap_bound, f* from the independent oracle
-    assert cert.objective - oracle.objective <= cert.gap_bound + 1e-9
+    # the gap bound is valid: f - f* <= bound, f* from the independent oracle
+    assert cert.objective - oracle.objective <= cert.bound + 1e-9
     # add_subnetwork: exact line search, decrease = lam^2 (omega - 1)^2 / (2 ||phi||^2)
     At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
     new, s, f_new = add_subnetwork(net, At, Yt, lam, cert.maximizer)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hdlcore as hd
-from hdlcore.networks.problem import _gradient_mapping
+from hdlcore.networks.problem import NetworkProblem, gradient_mapping
 
 F64 = torch.float64
 
@@ -86,7 +86,7 @@ def test_fixed_points_are_stationary_points():
     net = hd.ParallelSubnetworks(4, 2, 1, (), rng=0, dtype=F64)
     hd.train(net, A, Y, 1.0, steps=3000, tol=1e-14)
     At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
-    residual = _gradient_mapping(net, At, Yt, 1.0, "squared", "product", 1e-3, "full")[0]
+    residual = gradient_mapping(NetworkProblem(net, At, Yt, 1.0), 1e-3)
     assert residual < 1e-6
 
 

@@ -53,6 +53,20 @@ def _check_conv(conv: Any, input_shape: Any, in_features: int) -> tuple[tuple, t
     return tuple(specs), shape
 
 
+#: At most this many weights in one network (about 17 GB in float32): a larger request is a typo
+#: (``num_subnets=10**12``), refused before anything is allocated.
+MAX_WEIGHTS = 2**32
+
+
+def _check_size(shapes: list[tuple[int, ...]], hidden: tuple[int, ...], func: str) -> None:
+    r = shapes[0][0]
+    per_subnet = sum(int(np.prod(s[1:], dtype=object)) for s in shapes)
+    if r * per_subnet > MAX_WEIGHTS:
+        name, value = ("num_subnets", r) if per_subnet <= MAX_WEIGHTS else ("hidden", hidden)
+        raise param_error(name, func, f"small enough for at most {MAX_WEIGHTS} weights in all (this network "
+                          f"would have {r * per_subnet:.3g})", value)
+
+
 class ParallelSubnetworks(nn.Module):
     r"""``r`` bias-free ReLU subnetworks in parallel, their outputs summed.
 
@@ -146,9 +160,11 @@ class ParallelSubnetworks(nn.Module):
         dtype = dtype or torch.get_default_dtype()
         if device is not None:
             device = resolve_device(device, func)
+        shapes = self._layer_shapes()
+        _check_size(shapes, self.hidden, func)
         self.weights = nn.ParameterList(
             nn.Parameter(w.to(dtype=dtype, device=device))
-            for w in self._initial_weights(self._layer_shapes(), init_scale, rng)
+            for w in self._initial_weights(shapes, init_scale, rng)
         )
 
     # ----------------------------------------------------------------------------- structure
