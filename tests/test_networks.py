@@ -226,3 +226,10 @@ def test_numpy_to_torch_dtypes_follow_the_model():
     assert net.weights[0].dtype == torch.get_default_dtype()
     X = net(torch.as_tensor(np.ones((4, 2)), dtype=net.weights[0].dtype))
     assert X.shape == (4, 1)
+
+
+def test_absurd_sizes_are_refused_before_allocating():
+    with pytest.raises(ValueError, match="'num_subnets' parameter of ParallelSubnetworks must be small"):
+        hd.ParallelSubnetworks(2, 1, 10**12, hidden=(1,))
+    with pytest.raises(ValueError, match=r"'hidden' parameter of ParallelSubnetworks must be small enough"):
+        hd.ParallelSubnetworks(2, 1, 1, hidden=(10**6, 10**6))
