@@ -133,13 +133,7 @@ def add_at_best_scale(prob: NetworkProblem, subnet: list[torch.Tensor]):
 
 
 def certify_network(
-    model,
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    model, A: Any, Y: Any, lam: float, *, loss: str = "squared", regularizer: str = "product",
     polar: str = "auto",
     tol: float = 1e-3,
     num_starts: int = 64,
@@ -189,7 +183,8 @@ def certify_network(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (global optimality of local minima with a zero subnetwork, and the polar as the test).
 
     Examples
     --------

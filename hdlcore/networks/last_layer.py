@@ -54,13 +54,7 @@ def _radial_prox(n: torch.Tensor, t: torch.Tensor, kind: str, K: int) -> torch.T
 
 
 def fit_last_layer(
-    model,
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    model, A: Any, Y: Any, lam: float, *, loss: str = "squared", regularizer: str = "product",
     max_iter: int = 3000,
     tol: float = 1e-12,
     merge: bool = True,

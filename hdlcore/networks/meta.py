@@ -113,7 +113,8 @@ def grow_network(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the meta-algorithm that alternates local descent and the addition of the polar's maximizer).
 
     Examples
     --------

@@ -114,7 +114,8 @@ class ParallelSubnetworks(nn.Module):
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (parallel positively homogeneous subnetworks).
 
     Examples
     --------

@@ -65,10 +65,6 @@ class NetworkPolarResult:
     upper: float
     detail: str
 
-    @property
-    def is_exact(self) -> bool:
-        return self.kind == "exact"
-
 
 def _back(result: NetworkPolarResult, ref: Any) -> NetworkPolarResult:
     """The result with its subnetwork in ``ref``'s array type: numpy in, numpy out; a tensor in,
@@ -123,7 +119,8 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> NetworkPolarResult:
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the polar of the product regularizer for one-hidden-layer ReLU subnetworks).
 
     Examples
     --------
@@ -250,7 +247,8 @@ def polar_lower_bound(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the polar as the test of global optimality; computing it is hard in general).
     """
     func = "polar_lower_bound"
     model = check_model(model, func)

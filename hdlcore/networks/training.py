@@ -55,13 +55,8 @@ class TrainResult:
 
 
 def train(
-    model: ParallelSubnetworks,
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    model: ParallelSubnetworks, A: Any, Y: Any, lam: float, *,
+    loss: str = "squared", regularizer: str = "product",
     steps: int = 1000,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -139,7 +134,8 @@ def train(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (local descent on parallel subnetworks with a product-of-norms regularizer).
 
     Examples
     --------

@@ -26,13 +26,8 @@ __all__ = ["train_many"]
 
 
 def train_many(
-    models: list[ParallelSubnetworks],
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    models: list[ParallelSubnetworks], A: Any, Y: Any, lam: float, *,
+    loss: str = "squared", regularizer: str = "product",
     steps: int = 1000,
     lr: float | None = None,
     tol: float | None = 1e-6,
