@@ -74,7 +74,7 @@ def _sub_shape(w):
     return (-1,) + (1,) * (w.ndim - 1)
 
 
-def full_batch(prob: NetworkProblem, steps, lr0, tol, rebalance, log_every, bar, groups=None, M=1):
+def full_batch(prob: NetworkProblem, *, steps, lr0, tol, rebalance, log_every, bar, groups=None, M=1):
     """Run the loop on ``prob.model`` (``M`` models: the subnetworks with ``groups == m`` form model m).
 
     Returns (histories per model, converged (M,), steps done (M,), lr (M,)).
@@ -192,7 +192,7 @@ def _new_history():
     return {k: [] for k in ("step", "objective", "loss", "regularizer", "active", "lr")}
 
 
-def mini_batch(prob: NetworkProblem, steps, lr, batch_size, rebalance, log_every, gen, tol, bar):
+def mini_batch(prob: NetworkProblem, *, steps, lr, batch_size, rebalance, log_every, gen, tol, bar):
     """Proximal SGD with a fixed step; returns (history, converged, residual, steps, lr).
 
     ``converged`` compares the last two recorded full objectives (relative change <= tol); None

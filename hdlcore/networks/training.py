@@ -190,13 +190,15 @@ def fit(prob: NetworkProblem, *, steps: int, lr: float | None = None, batch_size
         _prox(list(model.weights), 0.0, lam, prob.regularizer, None, True)
     bar = _runtime.progress_bar(steps, progress)
     if full:
-        hists, conv, n_done, lr_used = full_batch(prob, steps, lr, tol, rebalance, log_every, bar)
+        hists, conv, n_done, lr_used = full_batch(prob, steps=steps, lr0=lr, tol=tol, rebalance=rebalance,
+                                                  log_every=log_every, bar=bar)
         hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
         converged = None if tol is None else conv[0]
         residual = gradient_mapping(prob, lr_used)
     else:
-        hist, converged, residual, n_done, lr_used = mini_batch(prob, steps, lr, batch_size, rebalance,
-                                                                log_every, gen, tol, bar)
+        hist, converged, residual, n_done, lr_used = mini_batch(
+            prob, steps=steps, lr=lr, batch_size=batch_size, rebalance=rebalance, log_every=log_every,
+            gen=gen, tol=tol, bar=bar)
     if converged is False:
         h = hist["objective"]
         warn_not_converged(prob.func, f"after {n_done} steps the objective still decreased by "

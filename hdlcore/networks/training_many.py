@@ -95,9 +95,9 @@ def train_many(
     if threads == "auto":
         threads = model_threads(big, prob.A)
     with _runtime.threads(threads):
-        hists, conv, n_done, lrs = full_batch(prob.with_model(big), steps, lr, tol, rebalance, log_every,
-                                              _runtime.progress_bar(steps, False), groups=groups,
-                                              M=len(models))
+        hists, conv, n_done, lrs = full_batch(
+            prob.with_model(big), steps=steps, lr0=lr, tol=tol, rebalance=rebalance, log_every=log_every,
+            bar=_runtime.progress_bar(steps, False), groups=groups, M=len(models))
         seconds = time.perf_counter() - start
         out, offset = [], 0
         for i, m in enumerate(models):
