@@ -269,3 +269,15 @@ def test_same_array_type_out_as_in():
     assert isinstance(hd.certify_network(small, At, Yt, 0.5).maximizer[0], torch.Tensor)
     res = hd.convex_relu(At[:8], Yt[:8], 0.5)
     assert isinstance(res.X, torch.Tensor) and res.X.dtype == torch.float64
+
+
+def test_grow_network_validates_its_problem_once(monkeypatch):
+    """The rounds (train, last layer, certificate, growth) trust the problem validated at the boundary."""
+    from hdlcore.networks import problem
+
+    calls = []
+    real = problem.check_data
+    monkeypatch.setattr(problem, "check_data", lambda *a: calls.append(a[-1]) or real(*a))
+    A, Y = hd.two_spirals(24, rng=1)
+    res = hd.grow_network(A, Y, 0.5, rng=0)
+    assert res.rounds >= 2 and calls == ["grow_network"]
