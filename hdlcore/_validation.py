@@ -31,7 +31,6 @@ __all__ = [
     "check_devices",
     "check_size",
     "check_rng",
-    "check_real_same_device",
     "warn_not_converged",
 ]
 
@@ -272,22 +271,3 @@ def check_rng(rng: Any, name: str, func: str) -> np.random.Generator:
 def warn_not_converged(func: str, detail: str, stacklevel: int = 3) -> None:
     """Emit the standard :class:`ConvergenceWarning`."""
     warnings.warn(f"{func} did not converge: {detail}", ConvergenceWarning, stacklevel=stacklevel)
-
-
-def check_real_same_device(func: str, **arrays: Any) -> None:
-    """Refuse complex arrays, and tensors on different devices (naming both parameters).
-
-    Run before :func:`check_array` (which accepts complex input and reads tensor values), so a
-    complex array is refused rather than cast, and no value is read across devices.
-    """
-    first = None
-    for name, A in arrays.items():
-        complex_ = A.is_complex() if _is_tensor(A) else np.iscomplexobj(A)
-        if complex_:
-            raise param_error(name, func, "a real array (complex values are not supported)", A, TypeError)
-        if _is_tensor(A):
-            if first is None:
-                first = (name, A.device)
-            elif A.device != first[1]:
-                raise param_error(name, func, f"on the device of '{first[0]}' ({first[1]}), not {A.device}",
-                                  A)

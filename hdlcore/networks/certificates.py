@@ -31,9 +31,9 @@ from .polars import NetworkPolarResult, exact_polar_applies, network_polar
 from .problem import (
     NetworkProblem,
     degree_mismatch_message,
-    network_loss,
     objective_value,
     prepare_network,
+    summed_loss,
 )
 from .regularizers import _theta, network_regularizer_grad, regularizer_degree
 
@@ -111,7 +111,7 @@ def add_at_best_scale(prob: NetworkProblem, subnet: list[torch.Tensor]):
     def f(s: float) -> float:
         cost = (K / 2) * s ** (2 / K) if regularizer == "weight_decay" else s
         with torch.no_grad():
-            return float(network_loss(X + s * phi, Y, loss)) + base + lam * cost
+            return float(summed_loss(X + s * phi, Y, loss)) + base + lam * cost
 
     if loss == "squared" and regularizer != "weight_decay":
         s = max(float(((Y - X) * phi).sum()) - lam, 0.0) / max(float((phi**2).sum()), 1e-300)
@@ -236,7 +236,7 @@ def _stationarity(prob: NetworkProblem, g_w, active, kink_tol=1e-9) -> float:
         d, h1 = W1.shape[1], W1.shape[2]
         P = (A @ W1.detach().transpose(0, 1).reshape(d, r * h1))  # (N, r h1) pre-activations
         H1 = torch.relu(P).requires_grad_()
-        delta = torch.autograd.grad(network_loss(model.forward_from_first_hidden(H1), Y, loss), H1)[0]
+        delta = torch.autograd.grad(summed_loss(model.forward_from_first_hidden(H1), Y, loss), H1)[0]
         with torch.no_grad():
             scale = A.norm(dim=1)[:, None] * W1.detach().norm(dim=1).reshape(1, r * h1)
             live = active.repeat_interleave(h1)[None]
@@ -278,7 +278,7 @@ def certify(prob: NetworkProblem, *, polar: str = "auto", tol: float = 1e-3, num
     K, q = model.degree, regularizer_degree(regularizer, model.degree)
     params = list(model.weights)
     X = model(A_t)
-    value = network_loss(X, Y_t, loss)
+    value = summed_loss(X, Y_t, loss)
     grads = torch.autograd.grad(value, params + [X])  # loss gradient: weights, then the output
     Z = (-grads[-1] / lam).detach()  # (N, C)
     g_w = grads[:-1]
@@ -318,7 +318,7 @@ def certify(prob: NetworkProblem, *, polar: str = "auto", tol: float = 1e-3, num
         eps = 1e-6 * max(1.0, abs(f)) / lam
         slope = min((_slot_objective(prob, w, eps) - f) / eps for w in dirs)
     local_zero = bool(len(zero) > 0 and stationarity <= tol and (slope is None or slope >= -tol * lam))
-    if not matched:
+    if pol is None or bound is None or upper is None:  # degrees differ: no polar
         is_global = None
         proves = "nothing about global optimality: " + degree_mismatch_message(K, q, regularizer)
         basis = "no polar: the regularizer is not of the network's degree"

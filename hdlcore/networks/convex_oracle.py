@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_tensor
-from .._validation import check_array, check_real_same_device, check_rng, check_scalar, param_error
+from .._validation import check_array, check_devices, check_rng, check_scalar, param_error
 
 __all__ = ["ConvexReLUResult", "activation_patterns_2d", "convex_relu"]
 
@@ -69,9 +69,8 @@ def activation_patterns_2d(A: Any) -> np.ndarray:
     >>> activation_patterns_2d(np.array([[1.0, 0.0], [0.0, 1.0]])).astype(int).tolist()
     [[0, 1], [1, 0], [1, 1]]
     """
-    check_real_same_device("activation_patterns_2d", A=A)
     A = check_array(A, "A", "activation_patterns_2d", ndim=2, shape=(None, 2))
-    A = np.asarray(A.detach().cpu() if is_tensor(A) else A, dtype=np.float64)  # float16 upcast
+    A = A.detach().cpu().double().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
     nz = np.linalg.norm(A, axis=1) > 0
     if not nz.any():
         return np.zeros((0, A.shape[0]), dtype=bool)
@@ -140,11 +139,11 @@ def convex_relu(
 
     func = "convex_relu"
     A_in = A
-    check_real_same_device(func, A=A, Y=Y)
+    check_devices(func, {"A": A, "Y": Y})
     A = check_array(A, "A", func, ndim=2)
-    A = np.asarray(A.detach().cpu() if is_tensor(A) else A, dtype=np.float64)  # float16 upcast
+    A = A.detach().cpu().double().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
     Y = check_array(Y, "Y", func, ndim=(1, 2))
-    Y = np.asarray(Y.detach().cpu() if is_tensor(Y) else Y, dtype=np.float64)
+    Y = Y.detach().cpu().double().numpy() if is_tensor(Y) else np.asarray(Y, dtype=np.float64)
     if Y.ndim == 2 and Y.shape[1] != 1:
         raise param_error("Y", func, "scalar targets, of shape (N,) or (N, 1)", Y)
     y = Y.reshape(-1)

@@ -26,7 +26,7 @@ import torch
 
 from .. import _runtime
 from .._validation import check_scalar
-from .problem import NetworkProblem, network_loss, objective_value, prepare_network
+from .problem import NetworkProblem, objective_value, prepare_network, summed_loss
 from .regularizers import _layer_norms, _prox, _radial_balanced
 
 __all__ = ["LastLayerResult", "fit_last_layer"]
@@ -239,7 +239,7 @@ def _solve_block(prob: NetworkProblem, max_iter: int, tol: float):
             value = 0.5 * float((Bv * GB).sum()) - float((Bv * HtY).sum()) + 0.5 * float((Y_t**2).sum())
             return value, grad
         X = Hf @ Bv.reshape(r * h, C)
-        value = float(network_loss(X, Y_t, loss))
+        value = float(summed_loss(X, Y_t, loss))
         grad = (Hf.T @ (torch.softmax(X, dim=1) - Y_t)).reshape(r, h, C)
         return value, grad
 

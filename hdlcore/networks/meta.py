@@ -28,7 +28,7 @@ from .. import _runtime
 from .._validation import (
     ConvergenceWarning,
     check_array,
-    check_real_same_device,
+    check_devices,
     check_rng,
     check_scalar,
     param_error,
@@ -36,7 +36,7 @@ from .._validation import (
 )
 from .certificates import NetworkCertificate, add_at_best_scale, certify
 from .last_layer import last_layer_step
-from .model import ParallelSubnetworks
+from .model import ParallelSubnetworks, check_network_size
 from .patterns import patterns_apply, patterns_step
 from .problem import NetworkProblem, prepare_network
 from .regularizers import regularizer_degree
@@ -127,13 +127,16 @@ def grow_network(
     func = "grow_network"
     gen = check_rng(rng, "rng", func)
     if model is None:
-        check_real_same_device(func, A=A, Y=Y)
+        check_devices(func, {"A": A, "Y": Y})
         A, Y = check_array(A, "A", func), check_array(Y, "Y", func)
         if dtype not in (torch.float32, torch.float64):
             raise param_error("dtype", func, "torch.float32 or torch.float64", dtype, TypeError)
         if not isinstance(hidden, tuple | list):
             raise param_error("hidden", func, "a tuple of ints >= 1 (layer widths)", hidden, TypeError)
         hidden = tuple(check_scalar(h, "hidden", func, kind="int", ge=1) for h in hidden)
+        widths = (A.shape[1], *hidden, Y.shape[1])
+        check_network_size([(1, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)],
+                           {"hidden": max(hidden, default=1)}, func)
         model = ParallelSubnetworks(A.shape[1], Y.shape[1], 1, hidden, rng=gen, dtype=dtype, device=device)
     prob = prepare_network(model, A, Y, lam, func, loss=loss, regularizer=regularizer, device=device,
                            warn_degree=False)
@@ -143,7 +146,7 @@ def grow_network(
                           "(the certificate that stops the meta-algorithm needs it)", regularizer)
     max_rounds = check_scalar(max_rounds, "max_rounds", func, kind="int", ge=1)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
-    train_tol = check_tol(train_tol, "train_tol", func)
+    train_tol_checked = check_tol(train_tol, "train_tol", func)
     tol = check_scalar(tol, "tol", func, gt=0)
     num_starts = check_scalar(num_starts, "num_starts", func, kind="int", ge=1)
     start = time.perf_counter()
@@ -151,8 +154,8 @@ def grow_network(
                                              "objective_after_add")}
     trainings: list[TrainResult] = []
     with _runtime.threads(prob.threads()):
-        prob, cert, converged, rnd = _rounds(prob, max_rounds, steps, train_tol, tol, num_starts, gen, hist,
-                                             trainings)
+        prob, cert, converged, rnd = _rounds(prob, max_rounds, steps, train_tol_checked, tol, num_starts, gen,
+                                             hist, trainings)
     if not converged:
         warn_not_converged(func, f"after {max_rounds} rounds the certificate says: {cert.proves}")
     return GrowNetworkResult(
@@ -192,7 +195,7 @@ def _rounds(prob: NetworkProblem, max_rounds, steps, train_tol, tol, num_starts,
             converged = True
             hist["objective_after_add"].append(np.nan)
             break
-        if cert.polar is None or cert.polar <= 1 + tol:  # exact polar <= 1 + tol, bound still too large
+        if cert.polar is None or cert.maximizer is None or cert.polar <= 1 + tol:  # bound still too large
             hist["objective_after_add"].append(np.nan)
             continue  # train further from here
         model, _, f_new = add_at_best_scale(prob, cert.maximizer)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._runtime import resolve_device
-from .._validation import check_scalar, param_error
+from .._validation import check_scalar, check_size, param_error
 
 __all__ = ["ParallelSubnetworks"]
 
@@ -53,18 +53,13 @@ def _check_conv(conv: Any, input_shape: Any, in_features: int) -> tuple[tuple, t
     return tuple(specs), shape
 
 
-#: At most this many weights in one network (about 17 GB in float32): a larger request is a typo
-#: (``num_subnets=10**12``), refused before anything is allocated.
-MAX_WEIGHTS = 2**32
-
-
-def _check_size(shapes: list[tuple[int, ...]], hidden: tuple[int, ...], func: str) -> None:
-    r = shapes[0][0]
+def check_network_size(shapes: list[tuple[int, ...]], sizes: dict[str, int], func: str) -> None:
+    """Refuse a network whose weights (``shapes``, batched) would not fit in memory, before allocating
+    them, naming the largest of the ``sizes`` the user gave, then ``num_subnets``."""
     per_subnet = sum(int(np.prod(s[1:], dtype=object)) for s in shapes)
-    if r * per_subnet > MAX_WEIGHTS:
-        name, value = ("num_subnets", r) if per_subnet <= MAX_WEIGHTS else ("hidden", hidden)
-        raise param_error(name, func, f"small enough for at most {MAX_WEIGHTS} weights in all (this network "
-                          f"would have {r * per_subnet:.3g})", value)
+    name = max(sizes, key=lambda k: sizes[k])
+    check_size(sizes[name], name, func, entries_per_unit=per_subnet / sizes[name])
+    check_size(shapes[0][0], "num_subnets", func, entries_per_unit=per_subnet)
 
 
 class ParallelSubnetworks(nn.Module):
@@ -162,7 +157,8 @@ class ParallelSubnetworks(nn.Module):
         if device is not None:
             device = resolve_device(device, func)
         shapes = self._layer_shapes()
-        _check_size(shapes, self.hidden, func)
+        check_network_size(shapes, {"in_features": self.in_features, "out_features": self.out_features,
+                                    "hidden": max(self.hidden, default=1)}, func)
         self.weights = nn.ParameterList(
             nn.Parameter(w.to(dtype=dtype, device=device))
             for w in self._initial_weights(shapes, init_scale, rng)

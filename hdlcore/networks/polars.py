@@ -29,7 +29,7 @@ import torch
 
 from .. import _runtime
 from .._backend import is_tensor
-from .._validation import check_array, check_real_same_device, check_rng, check_scalar
+from .._validation import check_array, check_devices, check_rng, check_scalar
 from .model import ParallelSubnetworks
 from .problem import check_model, model_threads
 
@@ -78,7 +78,7 @@ def _back(result: NetworkPolarResult, ref: Any) -> NetworkPolarResult:
 
 def _tensors(func: str, A: Any, Z: Any, d: int | None = None, C: int | None = None, like=None):
     """Validate ``A`` (N, d) and ``Z`` (N, C) and return them as tensors (float64, or ``like``'s)."""
-    check_real_same_device(func, A=A, Z=Z)
+    check_devices(func, {"A": A, "Z": Z})
     A = check_array(A, "A", func, ndim=2, shape=(None, d))
     Z = check_array(Z, "Z", func, ndim=2, shape=(A.shape[0], C))
     if like is None:

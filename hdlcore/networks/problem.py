@@ -28,7 +28,7 @@ from .._validation import (
     HypothesisWarning,
     check_array,
     check_choice,
-    check_real_same_device,
+    check_devices,
     check_scalar,
     param_error,
 )
@@ -92,10 +92,22 @@ def network_loss(X: torch.Tensor, Y: torch.Tensor, loss: str = "squared") -> tor
 
     ``"squared"``: :math:`\frac12\lVert Y - X\rVert_F^2`; ``"cross_entropy"``:
     :math:`-\sum_{n,c} Y_{nc}\log\operatorname{softmax}(X_{n,:})_c` (rows of ``Y`` are
-    probability vectors, e.g. one-hot labels). ``X`` may carry leading batch dimensions
-    ``(..., N, C)``: the result is then one loss per batch entry. Used in Chapter 4.
+    probability vectors, e.g. one-hot labels). ``X`` and ``Y`` are ``(N, C)`` tensors (numpy is
+    converted); bfloat16 input is summed in float32 and returned in its own dtype. Used in
+    Chapter 4.
     """
-    if X.dtype == torch.bfloat16:  # bf16 autocast output: the sum in float32
+    func = "network_loss"
+    check_choice(loss, "loss", func, LOSSES)
+    check_devices(func, {"X": X, "Y": Y})
+    X = torch.as_tensor(check_array(X, "X", func, ndim=2))
+    Y = torch.as_tensor(check_array(Y, "Y", func, ndim=2, shape=tuple(X.shape))).to(X)
+    return summed_loss(X, Y, loss).to(X.dtype)
+
+
+def summed_loss(X: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Tensor:
+    """:func:`network_loss` on trusted tensors, in float32 for bfloat16 ``X`` (bf16 autocast output);
+    ``X`` may carry leading batch dimensions ``(..., N, C)`` (one loss per entry)."""
+    if X.dtype == torch.bfloat16:
         X = X.float()
     if loss == "squared":
         return 0.5 * ((X - Y) ** 2).sum(dim=(-2, -1))
@@ -112,7 +124,7 @@ def objective_parts(prob: NetworkProblem, model: ParallelSubnetworks | None = No
     A = prob.A if A is None else A
     with precision_context(prob.precision, A.device.type):
         X = model(A)
-    value = network_loss(X, prob.Y if Y is None else Y, prob.loss) * scale
+    value = summed_loss(X, prob.Y if Y is None else Y, prob.loss) * scale
     if norms is None:
         norms = _layer_norms(list(model.weights))
     return value, _theta(norms, prob.regularizer).sum()
@@ -121,8 +133,8 @@ def objective_parts(prob: NetworkProblem, model: ParallelSubnetworks | None = No
 def objective_value(prob: NetworkProblem, model: ParallelSubnetworks | None = None) -> NetworkObjective:
     """:func:`objective_parts` as floats, without autograd."""
     with torch.no_grad():
-        value, reg = objective_parts(prob, model)
-    value, reg = float(value), float(reg)
+        value_t, reg_t = objective_parts(prob, model)
+    value, reg = float(value_t), float(reg_t)
     return NetworkObjective(objective=value + prob.lam * reg, loss=value, regularizer=reg, lam=prob.lam)
 
 
@@ -182,7 +194,7 @@ def check_model(model: Any, func: str, name: str = "model") -> ParallelSubnetwor
 
 def check_data(A: Any, Y: Any, model: ParallelSubnetworks, func: str) -> tuple[Any, Any]:
     """``A`` (N, d) and ``Y`` (N, C): real, finite, on one device, of the model's sizes."""
-    check_real_same_device(func, A=A, Y=Y)
+    check_devices(func, {"A": A, "Y": Y})
     A = check_array(A, "A", func, ndim=2, shape=(None, model.in_features))
     Y = check_array(Y, "Y", func, ndim=2, shape=(A.shape[0], model.out_features))
     return A, Y

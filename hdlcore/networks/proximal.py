@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._runtime import precision as precision_context
-from .problem import NetworkProblem, gradient_mapping, network_loss, objective_parts
+from .problem import NetworkProblem, gradient_mapping, objective_parts, summed_loss
 from .regularizers import _layer_norms, _prox, _theta
 
 __all__ = ["train_step"]
@@ -62,7 +62,7 @@ def model_losses(prob: NetworkProblem, groups, M):
             each = model.forward_each(prob.A)  # (R, N, C)
             X = torch.zeros((M, *each.shape[1:]), dtype=each.dtype, device=each.device)
             X = X.index_add(0, groups, each)  # (M, N, C)
-    return network_loss(X, prob.Y, prob.loss)
+    return summed_loss(X, prob.Y, prob.loss)
 
 
 def _per_model(values, groups, M):

@@ -184,7 +184,7 @@ def fit(prob: NetworkProblem, *, steps: int, lr: float | None = None, batch_size
         rebalance = prob.regularizer == "product"
     full = batch_size is None or batch_size == N
     if log_every is None:
-        log_every = 1 if full else max(1, N // batch_size)
+        log_every = 1 if batch_size is None or full else max(1, N // batch_size)
     start = time.perf_counter()
     if rebalance:  # the initial layers may be far from balanced: this changes neither X nor Theta
         _prox(list(model.weights), 0.0, lam, prob.regularizer, None, True)

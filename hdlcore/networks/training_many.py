@@ -94,6 +94,8 @@ def train_many(
         _prox(list(big.weights), 0.0, prob.lam, regularizer, None, True)
     if threads == "auto":
         threads = model_threads(big, prob.A)
+    elif threads is not None:
+        threads = check_scalar(threads, "threads", func, kind="int", ge=1)
     with _runtime.threads(threads):
         hists, conv, n_done, lrs = full_batch(
             prob.with_model(big), steps=steps, lr0=lr, tol=tol, rebalance=rebalance, log_every=log_every,
