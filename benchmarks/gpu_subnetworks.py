@@ -44,7 +44,8 @@ from bench_subnetworks import (  # the loop baseline and FLOP count, shared with
 )
 
 import hdlcore as hd
-from hdlcore.networks.proximal import _first_step
+from hdlcore.networks.problem import NetworkProblem
+from hdlcore.networks.proximal import first_step
 
 
 def ceiling(n: int, mode: str, device, repeats: int) -> float:
@@ -185,7 +186,7 @@ def main() -> int:
     final = {}
     probe, _, _ = make_problem(**teach, dtype=torch.float64, device=device, seed=7)
     nb = At.shape[0]
-    lr_t = _first_step(probe, At, Yt, 1e-4, "squared", "product", "full", 1 / nb) / 4  # a safe step
+    lr_t = first_step(NetworkProblem(probe, At, Yt, 1e-4), 1 / nb) / 4  # a safe step
     out["teacher_lr"] = lr_t
     for p in ("float64", "full", "tf32", "bf16"):
         dt = torch.float64 if p == "float64" else torch.float32

@@ -72,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "fit_within_patterns": "networks.patterns",
     "grow_network": "networks.meta",
     "network_loss": "networks.problem",
+    "network_objective": "networks.problem",
+    "NetworkObjective": "networks.problem",
+    "NetworkPolarResult": "networks.polars",
     "network_regularizer": "networks.regularizers",
     "polar_lower_bound": "networks.polars",
     "polar_one_hidden_2d": "networks.polars",
@@ -219,11 +222,14 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
         fit_within_patterns,
     )
     from .networks.polars import (
+        NetworkPolarResult,
         polar_lower_bound,
         polar_one_hidden_2d,
     )
     from .networks.problem import (
+        NetworkObjective,
         network_loss,
+        network_objective,
     )
     from .networks.proximal import (
         train_step,
@@ -263,6 +269,8 @@ __all__ = [
     "MonteCarloEstimate",
     "NORM_PAIRS",
     "NetworkCertificate",
+    "NetworkObjective",
+    "NetworkPolarResult",
     "NormPair",
     "ParallelSubnetworks",
     "PatternFitResult",
@@ -308,6 +316,7 @@ __all__ = [
     "matrix",
     "motivation",
     "network_loss",
+    "network_objective",
     "network_regularizer",
     "networks",
     "norm_pair",

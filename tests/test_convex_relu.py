@@ -112,3 +112,9 @@ def test_oracle_bad_input():
         hd.convex_relu(A, np.ones(3), 1.0)
     with pytest.raises(ValueError, match="finite"):
         hd.convex_relu(A, np.array([1.0, np.nan, 0, 0]), 1.0)
+
+
+def test_absurd_number_of_sampled_directions_is_refused():
+    A, y = np.ones((5, 3)), np.ones(5)
+    with pytest.raises(ValueError, match="'num_samples' parameter of convex_relu must be an int >= 1 and <="):
+        hd.convex_relu(A, y, 0.5, num_samples=10**12)

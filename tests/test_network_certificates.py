@@ -92,7 +92,7 @@ def test_oracle_network_is_certified_global(spirals_optimum):
                                                torch.as_tensor(oracle.W2[:, :, None])])
     cert = hd.certify_network(net, A, Y, lam, tol=1e-6)
     assert cert.polar_kind == "exact" and cert.is_global is True
-    assert abs(cert.polar - 1) < 1e-5 and cert.gap_bound < 1e-6 * cert.objective
+    assert abs(cert.polar - 1) < 1e-5 and cert.bound < 1e-6 * cert.objective
     assert "global minimum" in cert.proves
 
 
@@ -101,8 +101,8 @@ def test_untrained_network_is_disproven_and_the_decrease_verified(spirals_optimu
     net = hd.ParallelSubnetworks(2, 1, 4, (1,), rng=0, dtype=F64)
     cert = hd.certify_network(net, A, Y, lam)
     assert cert.is_global is False and cert.polar > 1 and cert.descent < 0
-    # the gap bound is valid: f - f* <= gap_bound, f* from the independent oracle
-    assert cert.objective - oracle.objective <= cert.gap_bound + 1e-9
+    # the gap bound is valid: f - f* <= bound, f* from the independent oracle
+    assert cert.objective - oracle.objective <= cert.bound + 1e-9
     # add_subnetwork: exact line search, decrease = lam^2 (omega - 1)^2 / (2 ||phi||^2)
     At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
     new, s, f_new = add_subnetwork(net, At, Yt, lam, cert.maximizer)
@@ -170,6 +170,70 @@ def test_certificate_bad_input():
         hd.certify_network(net, A, Y[:5], 1.0)
 
 
+@pytest.mark.parametrize("fn", ["certify_network", "grow_network", "polar_one_hidden_2d", "convex_relu"])
+def test_complex_data_is_refused_not_cast(fn):
+    A, Y = hd.two_spirals(20, rng=0)
+    net = hd.ParallelSubnetworks(2, 1, 3, (1,), rng=0, dtype=F64)
+    args = {"certify_network": (net, A, Y + 0j, 0.5), "grow_network": (A, Y + 0j, 0.5),
+            "polar_one_hidden_2d": (A, Y + 0j), "convex_relu": (A, Y + 0j, 0.5)}[fn]
+    name = "Z" if fn == "polar_one_hidden_2d" else "Y"
+    with pytest.raises(TypeError, match=rf"The '{name}' parameter of {fn} must be a real array"):
+        getattr(hd, fn)(*args)
+
+
+def test_float16_data_gives_the_float64_result():
+    A, Y = hd.two_spirals(20, rng=0)
+    A16, Y16 = A.astype(np.float16), Y.astype(np.float16)
+    A64, Y64 = A16.astype(np.float64), Y16.astype(np.float64)
+    assert hd.polar_one_hidden_2d(A16, Y16).value == hd.polar_one_hidden_2d(A64, Y64).value
+    net = hd.ParallelSubnetworks(2, 1, 3, (1,), rng=0, dtype=F64)
+    assert hd.certify_network(net, A16, Y16, 0.5).bound == hd.certify_network(net, A64, Y64, 0.5).bound
+    assert hd.convex_relu(A16, Y16, 0.5).objective == pytest.approx(hd.convex_relu(A64, Y64, 0.5).objective,
+                                                                    rel=1e-12)
+
+
+def test_plain_torch_network_is_refused_with_the_way_to_convert_it():
+    A, Y = hd.two_spirals(20, rng=0)
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3, bias=False), torch.nn.ReLU(),
+                              torch.nn.Linear(3, 1, bias=False))
+    with pytest.raises(TypeError, match=r"'model' parameter of certify_network must be a hdlcore."
+                                        r"ParallelSubnetworks \(build one .*\.from_weights"):
+        hd.certify_network(seq, A, Y, 0.5)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(steps=-1), "steps"), (dict(train_tol=-1.0), "train_tol"),
+                                          (dict(tol=0.0), "tol"), (dict(num_starts=0), "num_starts"),
+                                          (dict(max_rounds=0), "max_rounds"), (dict(hidden=(0,)), "hidden"),
+                                          (dict(dtype=torch.float16), "dtype")])
+def test_grow_network_errors_name_grow_network(kwargs, name):
+    """Arguments passed down to training and certification are validated once, by grow_network."""
+    A, Y = hd.two_spirals(20, rng=0)
+    with pytest.raises((ValueError, TypeError), match=rf"The '{name}' parameter of grow_network must be"):
+        hd.grow_network(A, Y, 0.5, **kwargs)
+
+
+def test_polar_results_speak_the_matrix_vocabulary():
+    """NetworkPolarResult and NetworkCertificate use the field names of PolarResult and Certificate."""
+    import dataclasses
+
+    def names(cls):  # fields and properties
+        return {f.name for f in dataclasses.fields(cls)} | {n for n in dir(cls) if not n.startswith("_")}
+
+    shared_polar = {"value", "kind", "upper", "detail"}
+    assert shared_polar <= names(hd.PolarResult) and shared_polar <= names(hd.NetworkPolarResult)
+    shared_cert = {"polar", "polar_kind", "polar_upper", "objective", "bound", "is_global", "descent",
+                   "proves", "basis", "tol"}
+    assert shared_cert <= names(hd.Certificate) and shared_cert <= names(hd.NetworkCertificate)
+    A, Y = hd.two_spirals(20, rng=0)
+    exact = hd.polar_one_hidden_2d(A, Y)
+    assert exact.kind == "exact" and exact.upper == exact.value and "arcs" in exact.detail
+    net = hd.ParallelSubnetworks(2, 1, 3, (4, 4), rng=0, dtype=F64)
+    low = hd.polar_lower_bound(net, A, Y, num_starts=4, steps=5, rng=0)
+    assert low.kind == "lower_bound" and low.value <= low.upper == polar_upper_bound(net, A, Y)
+    cert = hd.certify_network(net, A, Y, 0.5, num_starts=4, steps=5, rng=0)
+    assert cert.polar_kind == "lower_bound" and "projected ascent" in cert.basis
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_certificate_and_growth_on_a_device(device):
     """The same calls on any device: tensors stay on the model's device, numbers agree with float64 CPU."""
@@ -205,3 +269,15 @@ def test_same_array_type_out_as_in():
     assert isinstance(hd.certify_network(small, At, Yt, 0.5).maximizer[0], torch.Tensor)
     res = hd.convex_relu(At[:8], Yt[:8], 0.5)
     assert isinstance(res.X, torch.Tensor) and res.X.dtype == torch.float64
+
+
+def test_grow_network_validates_its_problem_once(monkeypatch):
+    """The rounds (train, last layer, certificate, growth) trust the problem validated at the boundary."""
+    from hdlcore.networks import problem
+
+    calls = []
+    real = problem.check_data
+    monkeypatch.setattr(problem, "check_data", lambda *a: calls.append(a[-1]) or real(*a))
+    A, Y = hd.two_spirals(24, rng=1)
+    res = hd.grow_network(A, Y, 0.5, rng=0)
+    assert res.rounds >= 2 and calls == ["grow_network"]

@@ -226,3 +226,15 @@ def test_numpy_to_torch_dtypes_follow_the_model():
     assert net.weights[0].dtype == torch.get_default_dtype()
     X = net(torch.as_tensor(np.ones((4, 2)), dtype=net.weights[0].dtype))
     assert X.shape == (4, 1)
+
+
+def test_absurd_sizes_are_refused_before_allocating():
+    fit = "whose arrays fit in memory"
+    with pytest.raises(ValueError, match=f"'num_subnets' parameter of ParallelSubnetworks must be .*{fit}"):
+        hd.ParallelSubnetworks(2, 1, 10**12, hidden=(1,))
+    with pytest.raises(ValueError, match=f"'hidden' parameter of ParallelSubnetworks must be .*{fit}"):
+        hd.ParallelSubnetworks(2, 1, 1, hidden=(10**6, 10**6))
+    with pytest.raises(ValueError, match=f"'in_features' parameter of ParallelSubnetworks must be .*{fit}"):
+        hd.ParallelSubnetworks(10**12, 1, 1, hidden=(1,))
+    with pytest.raises(ValueError, match=f"'hidden' parameter of grow_network must be .*{fit}"):
+        hd.grow_network(np.ones((3, 2)), np.ones((3, 1)), 0.5, hidden=(10**12,))

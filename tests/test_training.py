@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hdlcore as hd
-from hdlcore.networks.problem import _gradient_mapping
+from hdlcore.networks.problem import NetworkProblem, gradient_mapping
 
 F64 = torch.float64
 
@@ -86,7 +86,7 @@ def test_fixed_points_are_stationary_points():
     net = hd.ParallelSubnetworks(4, 2, 1, (), rng=0, dtype=F64)
     hd.train(net, A, Y, 1.0, steps=3000, tol=1e-14)
     At, Yt = torch.as_tensor(A), torch.as_tensor(Y)
-    residual = _gradient_mapping(net, At, Yt, 1.0, "squared", "product", 1e-3, "full")[0]
+    residual = gradient_mapping(NetworkProblem(net, At, Yt, 1.0), 1e-3)
     assert residual < 1e-6
 
 
@@ -201,6 +201,62 @@ def test_bad_data(spirals):
         net.weights[0][0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="finite weights"):
         hd.train(net, A, Y, 1.0)
+
+
+@pytest.mark.parametrize("fn", ["train", "fit_last_layer", "network_objective"])
+@pytest.mark.parametrize("which", ["A", "Y"])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_complex_data_is_refused_not_cast(spirals, fn, which, kind):
+    A, Y = spirals
+    data = {"A": A, "Y": Y}
+    data[which] = data[which] + 1j * data[which]
+    if kind == "torch":
+        data = {k: torch.as_tensor(v) for k, v in data.items()}
+    with pytest.raises(TypeError, match=rf"The '{which}' parameter of {fn} must be a real array \(not"):
+        getattr(hd, fn)(_net(), data["A"], data["Y"], 0.5)
+
+
+def test_float16_data_is_computed_in_the_model_dtype(spirals):
+    """float16 data is upcast to the model's dtype: the same run as with the float16 values in float64."""
+    A, Y = spirals
+    A16, Y16 = A.astype(np.float16), Y.astype(np.float16)
+    half = hd.train(_net(), A16, Y16, 0.5, steps=50, tol=None)
+    full = hd.train(_net(), A16.astype(np.float64), Y16.astype(np.float64), 0.5, steps=50, tol=None)
+    assert half.objective == full.objective and np.isfinite(half.objective)
+    with pytest.raises(TypeError, match="'model' parameter of train must be a network with float32 or "):
+        hd.train(_net(dtype=torch.float16), A, Y, 0.5)
+
+
+def test_tensors_on_different_devices_are_refused_naming_both(spirals):
+    A, Y = spirals
+    At, Ym = torch.as_tensor(A), torch.as_tensor(Y, device="meta")  # meta: a second device on any machine
+    for fn in (hd.train, hd.fit_last_layer, hd.certify_network):
+        with pytest.raises(ValueError, match=rf"'Y' parameter of {fn.__name__} must be on the same device "
+                                             r"as 'A' \(cpu\)"):
+            fn(_net(), At, Ym, 0.5)
+
+
+def test_train_many_with_a_nan_weight_in_a_later_model(spirals):
+    A, Y = spirals
+    bad = _net(seed=1)
+    with torch.no_grad():
+        bad.weights[1][2] = float("nan")
+    with pytest.raises(ValueError, match="'models' parameter of train_many must be a network with finite "
+                                         "weights"):
+        hd.train_many([_net(), bad], A, Y, 0.5, steps=5)
+
+
+def test_network_objective_is_the_objective_that_training_reports(spirals):
+    A, Y = spirals
+    res = hd.train(_net(), A, Y, 0.5, steps=30, tol=None)
+    obj = hd.network_objective(res.model, A, Y, 0.5)
+    assert obj.objective == pytest.approx(res.objective, rel=1e-14)
+    with torch.no_grad():  # an independent evaluation, by hand
+        X = res.model(torch.as_tensor(A)).numpy()
+    theta = float(hd.network_regularizer(res.model, "product").detach())
+    assert obj.loss == pytest.approx(0.5 * np.sum((X - Y) ** 2), rel=1e-12)
+    assert obj.regularizer == pytest.approx(theta, rel=1e-12)
+    assert obj.objective == pytest.approx(obj.loss + 0.5 * theta, rel=1e-12)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")

@@ -35,9 +35,12 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_tensor
-from .._validation import check_array, check_rng, check_scalar, param_error
+from .._validation import check_array, check_devices, check_rng, check_scalar, param_error
 
 __all__ = ["ConvexReLUResult", "activation_patterns_2d", "convex_relu"]
+
+#: At most this many entries in the matrix of random directions that sample patterns (d > 2).
+MAX_SAMPLES = 10**8
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def activation_patterns_2d(A: Any) -> np.ndarray:
     [[0, 1], [1, 0], [1, 1]]
     """
     A = check_array(A, "A", "activation_patterns_2d", ndim=2, shape=(None, 2))
-    A = A.detach().cpu().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
+    A = A.detach().cpu().double().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
     nz = np.linalg.norm(A, axis=1) > 0
     if not nz.any():
         return np.zeros((0, A.shape[0]), dtype=bool)
@@ -136,10 +139,11 @@ def convex_relu(
 
     func = "convex_relu"
     A_in = A
+    check_devices(func, {"A": A, "Y": Y})
     A = check_array(A, "A", func, ndim=2)
-    A = A.detach().cpu().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
+    A = A.detach().cpu().double().numpy() if is_tensor(A) else np.asarray(A, dtype=np.float64)
     Y = check_array(Y, "Y", func, ndim=(1, 2))
-    Y = Y.detach().cpu().numpy() if is_tensor(Y) else np.asarray(Y, dtype=np.float64)
+    Y = Y.detach().cpu().double().numpy() if is_tensor(Y) else np.asarray(Y, dtype=np.float64)
     if Y.ndim == 2 and Y.shape[1] != 1:
         raise param_error("Y", func, "scalar targets, of shape (N,) or (N, 1)", Y)
     y = Y.reshape(-1)
@@ -155,7 +159,8 @@ def convex_relu(
     elif d == 2:
         D, exact = activation_patterns_2d(A), True
     else:
-        num_samples = check_scalar(num_samples, "num_samples", func, kind="int", ge=1)
+        # the directions are a (d, num_samples) matrix: refuse a typo before allocating it
+        num_samples = check_scalar(num_samples, "num_samples", func, kind="int", ge=1, le=MAX_SAMPLES // d)
         G = check_rng(rng, "rng", func).standard_normal((d, num_samples))
         D = np.unique((A @ G > 0).T, axis=0)
         D, exact = D[D.any(axis=1)], False

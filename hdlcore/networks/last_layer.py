@@ -26,7 +26,7 @@ import torch
 
 from .. import _runtime
 from .._validation import check_scalar
-from .problem import _prepare, model_threads, network_loss
+from .problem import NetworkProblem, objective_value, prepare_network, summed_loss
 from .regularizers import _layer_norms, _prox, _radial_balanced
 
 __all__ = ["LastLayerResult", "fit_last_layer"]
@@ -54,13 +54,7 @@ def _radial_prox(n: torch.Tensor, t: torch.Tensor, kind: str, K: int) -> torch.T
 
 
 def fit_last_layer(
-    model,
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    model, A: Any, Y: Any, lam: float, *, loss: str = "squared", regularizer: str = "product",
     max_iter: int = 3000,
     tol: float = 1e-12,
     merge: bool = True,
@@ -111,30 +105,32 @@ def fit_last_layer(
     (True, True)
     """
     func = "fit_last_layer"
-    model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func)
+    prob = prepare_network(model, A, Y, lam, func, loss=loss, regularizer=regularizer)
     max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
     tol = check_scalar(tol, "tol", func, ge=0)
-    params = list(model.weights)
-    with torch.no_grad(), _runtime.threads(model_threads(model, A_t)):
-        f0 = _full_objective(model, A_t, Y_t, lam, loss, regularizer)
-        saved = [p.detach().clone() for p in params]
-        merged = 0
-        if merge and regularizer == "product":
-            merged = _merge_same_pattern(params, A_t) + _merge_duplicates(params)
-        it, gap, converged = _solve_block(model, A_t, Y_t, lam, loss, regularizer, max_iter, tol)
-        f1 = _full_objective(model, A_t, Y_t, lam, loss, regularizer)
-        if merged and f1 > f0:  # the merge moved a direction by up to 1e-6: undo if it did not pay
-            for p, s_ in zip(params, saved, strict=True):
-                p.copy_(s_)
-            it, gap, converged = _solve_block(model, A_t, Y_t, lam, loss, regularizer, max_iter, tol)
-            f1, merged = _full_objective(model, A_t, Y_t, lam, loss, regularizer), 0
+    with _runtime.threads(prob.threads()):
+        return last_layer_step(prob, max_iter=max_iter, tol=tol, merge=merge)
+
+
+@torch.no_grad()
+def last_layer_step(prob: NetworkProblem, *, max_iter: int = 3000, tol: float = 1e-12,
+                    merge: bool = True) -> LastLayerResult:
+    """:func:`fit_last_layer` on a validated problem (the caller sets the threads)."""
+    params = list(prob.model.weights)
+    f0 = objective_value(prob).objective
+    saved = [p.detach().clone() for p in params]
+    merged = 0
+    if merge and prob.regularizer == "product":
+        merged = _merge_same_pattern(params, prob.A) + _merge_duplicates(params)
+    it, gap, converged = _solve_block(prob, max_iter, tol)
+    f1 = objective_value(prob).objective
+    if merged and f1 > f0:  # the merge moved a direction by up to 1e-6: undo if it did not pay
+        for p, s_ in zip(params, saved, strict=True):
+            p.copy_(s_)
+        it, gap, converged = _solve_block(prob, max_iter, tol)
+        f1, merged = objective_value(prob).objective, 0
     return LastLayerResult(objective=f1, objective_before=f0, iterations=it, gap=gap, converged=converged,
                            merged=merged)
-
-
-def _full_objective(model, A, Y, lam, loss, regularizer) -> float:
-    return float(network_loss(model(A), Y, loss)) + lam * float(_theta_of(_layer_norms(list(model.weights)),
-                                                                           regularizer))
 
 
 def _merge_duplicates(params, atol: float = 1e-6) -> int:
@@ -209,97 +205,98 @@ def _merge_same_pattern(params, A) -> int:
 
 
 @torch.no_grad()
-def _solve_block(model, A_t, Y_t, lam, loss, regularizer, max_iter, tol):
+def _solve_block(prob: NetworkProblem, max_iter: int, tol: float):
     """FISTA (+ Newton on the active groups) for the last layer; returns (iterations, gap, converged)."""
+    model, A_t, Y_t = prob.model, prob.A, prob.Y
+    lam, loss, regularizer = prob.lam, prob.loss, prob.regularizer
     params = list(model.weights)
     K, r = len(params), model.num_subnets
-    if True:
-        norms = _layer_norms(params)  # (K, r)
-        if K == 1:
-            H = A_t[None].expand(r, *A_t.shape)  # (r, N, d): the "features" of a linear model
-        else:
-            H = model._features(A_t)  # (r, N, h)
-        N, h, C = H.shape[1], H.shape[2], Y_t.shape[1]
-        Hf = H.transpose(0, 1).reshape(N, r * h)  # (N, r h)
-        c = norms[:-1].prod(dim=0) if K > 1 else torch.ones(r, dtype=norms.dtype, device=norms.device)
-        if regularizer == "product":
-            weight = c
-        else:  # the other layers enter as constants; only the last layer's norm moves
-            weight = torch.ones_like(c)
-        B = params[-1].detach().clone()  # (r, h, C)
+    norms = _layer_norms(params)  # (K, r)
+    if K == 1:
+        H = A_t[None].expand(r, *A_t.shape)  # (r, N, d): the "features" of a linear model
+    else:
+        H = model._features(A_t)  # (r, N, h)
+    N, h, C = H.shape[1], H.shape[2], Y_t.shape[1]
+    Hf = H.transpose(0, 1).reshape(N, r * h)  # (N, r h)
+    c = norms[:-1].prod(dim=0) if K > 1 else torch.ones(r, dtype=norms.dtype, device=norms.device)
+    if regularizer == "product":
+        weight = c
+    else:  # the other layers enter as constants; only the last layer's norm moves
+        weight = torch.ones_like(c)
+    B = params[-1].detach().clone()  # (r, h, C)
+    if loss == "squared":
+        G = Hf.T @ Hf  # (r h, r h)
+        HtY = (Hf.T @ Y_t).reshape(r, h, C)
+        L = float(torch.linalg.eigvalsh(G)[-1]) if G.numel() else 1.0
+    else:
+        L = 0.5 * float(torch.linalg.matrix_norm(Hf, 2)) ** 2
+    L = max(L, 1e-300)
+
+    def smooth_and_grad(Bv):
         if loss == "squared":
-            G = Hf.T @ Hf  # (r h, r h)
-            HtY = (Hf.T @ Y_t).reshape(r, h, C)
-            L = float(torch.linalg.eigvalsh(G)[-1]) if G.numel() else 1.0
-        else:
-            L = 0.5 * float(torch.linalg.matrix_norm(Hf, 2)) ** 2
-        L = max(L, 1e-300)
-
-        def smooth_and_grad(Bv):
-            if loss == "squared":
-                GB = (G @ Bv.reshape(r * h, C)).reshape(r, h, C)
-                grad = GB - HtY
-                value = 0.5 * float((Bv * GB).sum()) - float((Bv * HtY).sum()) + 0.5 * float((Y_t**2).sum())
-                return value, grad
-            X = Hf @ Bv.reshape(r * h, C)
-            value = float(network_loss(X, Y_t, loss))
-            grad = (Hf.T @ (torch.softmax(X, dim=1) - Y_t)).reshape(r, h, C)
+            GB = (G @ Bv.reshape(r * h, C)).reshape(r, h, C)
+            grad = GB - HtY
+            value = 0.5 * float((Bv * GB).sum()) - float((Bv * HtY).sum()) + 0.5 * float((Y_t**2).sum())
             return value, grad
+        X = Hf @ Bv.reshape(r * h, C)
+        value = float(summed_loss(X, Y_t, loss))
+        grad = (Hf.T @ (torch.softmax(X, dim=1) - Y_t)).reshape(r, h, C)
+        return value, grad
 
-        def reg_value(Bv):
-            n = Bv.reshape(r, -1).norm(dim=1)
-            if regularizer == "product":
-                return float((weight * n).sum())
-            return float((n**K).sum() / K) if regularizer == "balanced" else float(0.5 * (n**2).sum())
-
-        def prox(V, t):
-            n = V.reshape(r, -1).norm(dim=1)
-            new = _radial_prox(n, t * lam * weight, regularizer, K)
-            return V * (new / n.clamp_min(torch.finfo(n.dtype).tiny)).reshape(r, 1, 1)
-
-        def objective(Bv):
-            return smooth_and_grad(Bv)[0] + lam * reg_value(Bv)
-
-        def block_gap(Bv):  # squared loss and product: f - (dual value at a feasible residual)
-            R = Y_t - Hf @ Bv.reshape(r * h, C)  # (N, C)
-            corr = (Hf.T @ R).reshape(r, -1).norm(dim=1)  # ||H_i^T R||_F
-            ratio = torch.where(corr > 0, lam * weight / corr.clamp_min(1e-300), torch.inf)
-            Rs = R * float(ratio.min().clamp(max=1))
-            return objective(Bv) - (float((Y_t * Rs).sum()) - 0.5 * float((Rs**2).sum()))
-
-        exact_gap = loss == "squared" and regularizer == "product"
-        x, y, tk = B, B.clone(), 1.0
-        fx = objective(x)
-        gap, converged, it, last_check = None, False, 0, fx
-        for it in range(1, max_iter + 1):
-            _, gy = smooth_and_grad(y)
-            x_new = prox(y - gy / L, 1.0 / L)
-            if float(((y - x_new) * (x_new - x)).sum()) > 0:  # gradient restart (O'Donoghue, Candes)
-                y, tk = x_new.clone(), 1.0
-            else:
-                t_new = (1 + (1 + 4 * tk * tk) ** 0.5) / 2
-                y = x_new + ((tk - 1) / t_new) * (x_new - x)
-                tk = t_new
-            x = x_new
-            if it % 100 == 0:
-                if exact_gap:
-                    x = _newton_polish(x, G, HtY, Y_t, lam * weight, objective)
-                    y, tk = x.clone(), 1.0
-                    gap = block_gap(x)
-                    if gap <= tol * max(abs(objective(x)), 1e-300):
-                        converged = True
-                        break
-                else:
-                    fx = objective(x)
-                    if last_check - fx <= tol * abs(fx):
-                        converged = True
-                        break
-                    last_check = fx
-        if objective(x) > objective(B):  # never worse than where we started
-            x = B
-        params[-1].copy_(x)
+    def reg_value(Bv):
+        n = Bv.reshape(r, -1).norm(dim=1)
         if regularizer == "product":
-            _prox(params, 0.0, lam, regularizer, None, True)  # zero dead subnetworks, rebalance
+            return float((weight * n).sum())
+        return float((n**K).sum() / K) if regularizer == "balanced" else float(0.5 * (n**2).sum())
+
+    def prox(V, t):
+        n = V.reshape(r, -1).norm(dim=1)
+        new = _radial_prox(n, t * lam * weight, regularizer, K)
+        return V * (new / n.clamp_min(torch.finfo(n.dtype).tiny)).reshape(r, 1, 1)
+
+    def objective(Bv):
+        return smooth_and_grad(Bv)[0] + lam * reg_value(Bv)
+
+    def block_gap(Bv):  # squared loss and product: f - (dual value at a feasible residual)
+        R = Y_t - Hf @ Bv.reshape(r * h, C)  # (N, C)
+        corr = (Hf.T @ R).reshape(r, -1).norm(dim=1)  # ||H_i^T R||_F
+        ratio = torch.where(corr > 0, lam * weight / corr.clamp_min(1e-300), torch.inf)
+        Rs = R * float(ratio.min().clamp(max=1))
+        return objective(Bv) - (float((Y_t * Rs).sum()) - 0.5 * float((Rs**2).sum()))
+
+    exact_gap = loss == "squared" and regularizer == "product"
+    x, y, tk = B, B.clone(), 1.0
+    fx = objective(x)
+    gap, converged, it, last_check = None, False, 0, fx
+    for it in range(1, max_iter + 1):
+        _, gy = smooth_and_grad(y)
+        x_new = prox(y - gy / L, 1.0 / L)
+        if float(((y - x_new) * (x_new - x)).sum()) > 0:  # gradient restart (O'Donoghue, Candes)
+            y, tk = x_new.clone(), 1.0
+        else:
+            t_new = (1 + (1 + 4 * tk * tk) ** 0.5) / 2
+            y = x_new + ((tk - 1) / t_new) * (x_new - x)
+            tk = t_new
+        x = x_new
+        if it % 100 == 0:
+            if exact_gap:
+                x = _newton_polish(x, G, HtY, Y_t, lam * weight, objective)
+                y, tk = x.clone(), 1.0
+                gap = block_gap(x)
+                if gap <= tol * max(abs(objective(x)), 1e-300):
+                    converged = True
+                    break
+            else:
+                fx = objective(x)
+                if last_check - fx <= tol * abs(fx):
+                    converged = True
+                    break
+                last_check = fx
+    if objective(x) > objective(B):  # never worse than where we started
+        x = B
+    params[-1].copy_(x)
+    if regularizer == "product":
+        _prox(params, 0.0, lam, regularizer, None, True)  # zero dead subnetworks, rebalance
     return it, gap, converged
 
 
@@ -359,8 +356,3 @@ def _scatter(B, S, xS):
     out[S] = xS
     return out
 
-
-def _theta_of(norms, regularizer):
-    from .regularizers import _theta
-
-    return _theta(norms, regularizer).sum()

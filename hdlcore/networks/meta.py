@@ -6,7 +6,7 @@ Haeffele and Vidal's meta-algorithm, with :func:`hdlcore.train` as the local des
 1. train the current network (zero subnetworks are pruned afterwards);
 2. compute the polar :math:`\omega` of :math:`Z = -\nabla_X\ell/\lambda` and its maximizer
    :math:`w^\star` (:math:`\theta(w^\star) = 1`);
-3. stop if the certificate proves global optimality (``gap_bound <= tol * f``), or, with a
+3. stop if the certificate proves global optimality (``bound <= tol * f``), or, with a
    lower-bound polar, if no subnetwork with :math:`\omega > 1 + tol` is found;
 4. else append :math:`w^\star` at its best scale (for the squared loss
    :math:`s^\star = \lambda(\omega - 1)/\lVert\phi(w^\star)\rVert_F^2`, exact), which decreases
@@ -15,6 +15,7 @@ Haeffele and Vidal's meta-algorithm, with :func:`hdlcore.train` as the local des
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,14 +25,22 @@ import numpy as np
 import torch
 
 from .. import _runtime
-from .._validation import ConvergenceWarning, check_rng, check_scalar, param_error, warn_not_converged
-from .certificates import NetworkCertificate, add_subnetwork, certify_network
-from .last_layer import fit_last_layer
-from .model import ParallelSubnetworks
-from .patterns import fit_within_patterns
-from .problem import _prepare, model_threads
+from .._validation import (
+    ConvergenceWarning,
+    check_array,
+    check_devices,
+    check_rng,
+    check_scalar,
+    param_error,
+    warn_not_converged,
+)
+from .certificates import NetworkCertificate, add_at_best_scale, certify
+from .last_layer import last_layer_step
+from .model import ParallelSubnetworks, check_network_size
+from .patterns import patterns_apply, patterns_step
+from .problem import NetworkProblem, prepare_network
 from .regularizers import regularizer_degree
-from .training import TrainResult, train
+from .training import TrainResult, check_tol, fit
 
 __all__ = ["GrowNetworkResult", "grow_network"]
 
@@ -104,7 +113,8 @@ def grow_network(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the meta-algorithm that alternates local descent and the addition of the polar's maximizer).
 
     Examples
     --------
@@ -117,70 +127,80 @@ def grow_network(
     func = "grow_network"
     gen = check_rng(rng, "rng", func)
     if model is None:
-        if not hasattr(A, "shape") or len(A.shape) != 2 or not hasattr(Y, "shape") or len(Y.shape) != 2:
-            from .._validation import check_array
-
-            A, Y = check_array(A, "A", func), check_array(Y, "Y", func)
+        check_devices(func, {"A": A, "Y": Y})
+        A, Y = check_array(A, "A", func), check_array(Y, "Y", func)
+        if dtype not in (torch.float32, torch.float64):
+            raise param_error("dtype", func, "torch.float32 or torch.float64", dtype, TypeError)
+        if not isinstance(hidden, tuple | list):
+            raise param_error("hidden", func, "a tuple of ints >= 1 (layer widths)", hidden, TypeError)
+        hidden = tuple(check_scalar(h, "hidden", func, kind="int", ge=1) for h in hidden)
+        widths = (A.shape[1], *hidden, Y.shape[1])
+        check_network_size([(1, a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)],
+                           {"hidden": max(hidden, default=1)}, func)
         model = ParallelSubnetworks(A.shape[1], Y.shape[1], 1, hidden, rng=gen, dtype=dtype, device=device)
-    model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func, device=device,
-                                    warn_degree=False)
-    if regularizer_degree(regularizer, model.degree) != model.degree:
-        raise param_error("regularizer", func, f"a regularizer of the network's degree {model.degree} "
+    prob = prepare_network(model, A, Y, lam, func, loss=loss, regularizer=regularizer, device=device,
+                           warn_degree=False)
+    K = prob.model.degree
+    if regularizer_degree(regularizer, K) != K:
+        raise param_error("regularizer", func, f"a regularizer of the network's degree {K} "
                           "(the certificate that stops the meta-algorithm needs it)", regularizer)
     max_rounds = check_scalar(max_rounds, "max_rounds", func, kind="int", ge=1)
+    steps = check_scalar(steps, "steps", func, kind="int", ge=0)
+    train_tol_checked = check_tol(train_tol, "train_tol", func)
+    tol = check_scalar(tol, "tol", func, gt=0)
+    num_starts = check_scalar(num_starts, "num_starts", func, kind="int", ge=1)
     start = time.perf_counter()
     hist: dict[str, list] = {k: [] for k in ("round", "r", "active", "objective", "polar",
                                              "objective_after_add")}
     trainings: list[TrainResult] = []
-    with _runtime.threads(model_threads(model, A_t)):
-        model, cert, converged, rnd = _rounds(model, A_t, Y_t, lam, loss, regularizer, max_rounds, steps,
-                                              train_tol, tol, num_starts, gen, hist, trainings)
+    with _runtime.threads(prob.threads()):
+        prob, cert, converged, rnd = _rounds(prob, max_rounds, steps, train_tol_checked, tol, num_starts, gen,
+                                             hist, trainings)
     if not converged:
         warn_not_converged(func, f"after {max_rounds} rounds the certificate says: {cert.proves}")
     return GrowNetworkResult(
-        model=model, objective=cert.objective, certificate=cert, converged=converged, rounds=rnd,
-        seconds=time.perf_counter() - start, history={k: np.asarray(v, dtype=float) for k, v in hist.items()},
-        trainings=trainings,
+        model=prob.model, objective=cert.objective, certificate=_boundary(cert, A), converged=converged,
+        rounds=rnd, seconds=time.perf_counter() - start,
+        history={k: np.asarray(v, dtype=float) for k, v in hist.items()}, trainings=trainings,
     )
 
 
-def _patterns_apply(model, loss, regularizer) -> bool:
-    return (model.hidden == (1,) and model.in_features == 2 and model.out_features == 1 and not model.conv
-            and loss == "squared" and regularizer == "product")
+def _boundary(cert: NetworkCertificate, A: Any) -> NetworkCertificate:
+    """The certificate's maximizer in the caller's array type (numpy in, numpy out)."""
+    if cert.maximizer is None or torch.is_tensor(A):
+        return cert
+    return dataclasses.replace(cert, maximizer=[w.detach().cpu().numpy() for w in cert.maximizer])
 
 
-def _rounds(model, A_t, Y_t, lam, loss, regularizer, max_rounds, steps, train_tol, tol, num_starts, gen, hist,
-            trainings):
+def _rounds(prob: NetworkProblem, max_rounds, steps, train_tol, tol, num_starts, gen, hist, trainings):
     converged, cert, rnd = False, None, 0
     for rnd in range(1, max_rounds + 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the certificate judges the point
-            res = train(model, A_t, Y_t, lam, loss=loss, regularizer=regularizer, steps=steps,
-                        tol=train_tol)
-        trainings.append(res)
-        if _patterns_apply(model, loss, regularizer):
-            model = fit_within_patterns(model, A_t, Y_t, lam).model
+            trainings.append(fit(prob, steps=steps, tol=train_tol))
+        if patterns_apply(prob):
+            prob = prob.with_model(patterns_step(prob).model)
         else:
-            fit_last_layer(model, A_t, Y_t, lam, loss=loss, regularizer=regularizer)
+            last_layer_step(prob)
+        model = prob.model
         if 0 < int(model.active().sum()) < model.num_subnets:
-            model = model.select(model.active())
-        cert = certify_network(model, A_t, Y_t, lam, loss=loss, regularizer=regularizer, tol=tol,
-                               num_starts=num_starts, num_directions=0, rng=gen)
+            prob = prob.with_model(model.select(model.active()))
+        cert = certify(prob, tol=tol, num_starts=num_starts, num_directions=0, gen=gen)
         hist["round"].append(rnd)
-        hist["r"].append(model.num_subnets)
-        hist["active"].append(int(model.active().sum()))
+        hist["r"].append(prob.model.num_subnets)
+        hist["active"].append(int(prob.model.active().sum()))
         hist["objective"].append(cert.objective)
         hist["polar"].append(cert.polar)
         if cert.is_global or (cert.polar_kind == "lower_bound" and cert.polar <= 1 + tol):
             converged = True
             hist["objective_after_add"].append(np.nan)
             break
-        if cert.polar is None or cert.polar <= 1 + tol:  # exact polar <= 1 + tol, gap still too large
+        if cert.polar is None or cert.maximizer is None or cert.polar <= 1 + tol:  # bound still too large
             hist["objective_after_add"].append(np.nan)
             continue  # train further from here
-        model, _, f_new = add_subnetwork(model, A_t, Y_t, lam, cert.maximizer, loss=loss,
-                                         regularizer=regularizer)
+        model, _, f_new = add_at_best_scale(prob, cert.maximizer)
         if not bool(model.active().all()):  # drop zero subnetworks (the start may be all zero)
             model = model.select(model.active())
+        prob = prob.with_model(model)
         hist["objective_after_add"].append(f_new)
-    return model, cert, converged, rnd
+    return prob, cert, converged, rnd

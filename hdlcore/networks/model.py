@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._runtime import resolve_device
-from .._validation import check_scalar, param_error
+from .._validation import check_scalar, check_size, param_error
 
 __all__ = ["ParallelSubnetworks"]
 
@@ -51,6 +51,15 @@ def _check_conv(conv: Any, input_shape: Any, in_features: int) -> tuple[tuple, t
             raise param_error("conv", func, "odd kernel sizes (padding keeps the image size)", conv)
         specs.append((ch, k, pool))
     return tuple(specs), shape
+
+
+def check_network_size(shapes: list[tuple[int, ...]], sizes: dict[str, int], func: str) -> None:
+    """Refuse a network whose weights (``shapes``, batched) would not fit in memory, before allocating
+    them, naming the largest of the ``sizes`` the user gave, then ``num_subnets``."""
+    per_subnet = sum(int(np.prod(s[1:], dtype=object)) for s in shapes)
+    name = max(sizes, key=lambda k: sizes[k])
+    check_size(sizes[name], name, func, entries_per_unit=per_subnet / sizes[name])
+    check_size(shapes[0][0], "num_subnets", func, entries_per_unit=per_subnet)
 
 
 class ParallelSubnetworks(nn.Module):
@@ -100,7 +109,8 @@ class ParallelSubnetworks(nn.Module):
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (parallel positively homogeneous subnetworks).
 
     Examples
     --------
@@ -146,9 +156,12 @@ class ParallelSubnetworks(nn.Module):
         dtype = dtype or torch.get_default_dtype()
         if device is not None:
             device = resolve_device(device, func)
+        shapes = self._layer_shapes()
+        check_network_size(shapes, {"in_features": self.in_features, "out_features": self.out_features,
+                                    "hidden": max(self.hidden, default=1)}, func)
         self.weights = nn.ParameterList(
             nn.Parameter(w.to(dtype=dtype, device=device))
-            for w in self._initial_weights(self._layer_shapes(), init_scale, rng)
+            for w in self._initial_weights(shapes, init_scale, rng)
         )
 
     # ----------------------------------------------------------------------------- structure

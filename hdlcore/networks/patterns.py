@@ -31,7 +31,7 @@ import torch
 
 from .._validation import check_scalar, param_error
 from .model import ParallelSubnetworks
-from .problem import _prepare
+from .problem import NetworkProblem, prepare_network
 
 __all__ = ["PatternFitResult", "fit_within_patterns"]
 
@@ -130,14 +130,28 @@ def fit_within_patterns(
     M. Pilanci and T. Ergen, Neural networks are convex regularizers, ICML 2020.
     """
     func = "fit_within_patterns"
-    model, A_t, Y_t, lam = _prepare(model, A, Y, lam, "squared", "product", func)
-    if model.in_features != 2 or model.hidden != (1,) or model.out_features != 1 or model.conv:
+    prob = prepare_network(model, A, Y, lam, func)
+    if not patterns_apply(prob):
         raise param_error("model", func, "a one-hidden-layer network with one neuron per subnetwork, "
                           "2-D inputs and a scalar output", model)
     max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
     tol = check_scalar(tol, "tol", func, ge=0)
-    An = A_t.detach().cpu().numpy().astype(np.float64)
-    y = Y_t.detach().cpu().numpy().astype(np.float64)[:, 0]
+    return patterns_step(prob, max_iter=max_iter, tol=tol)
+
+
+def patterns_apply(prob: NetworkProblem) -> bool:
+    """Whether :func:`fit_within_patterns` applies: one neuron per subnetwork, 2-D inputs, scalar
+    output, squared loss, product regularizer."""
+    model = prob.model
+    return (model.hidden == (1,) and model.in_features == 2 and model.out_features == 1 and not model.conv
+            and prob.loss == "squared" and prob.regularizer == "product")
+
+
+def patterns_step(prob: NetworkProblem, *, max_iter: int = 20000, tol: float = 1e-13) -> PatternFitResult:
+    """:func:`fit_within_patterns` on a validated problem (where :func:`patterns_apply`)."""
+    model, lam = prob.model, prob.lam
+    An = prob.A.detach().cpu().numpy().astype(np.float64)
+    y = prob.Y.detach().cpu().numpy().astype(np.float64)[:, 0]
     W1 = model.weights[0].detach().cpu().numpy()[:, :, 0].astype(np.float64)  # (r, 2)
     a = model.weights[1].detach().cpu().numpy()[:, 0, 0].astype(np.float64)  # (r,)
     live = (np.linalg.norm(W1, axis=1) > 0) & (a != 0)

@@ -29,35 +29,65 @@ import torch
 
 from .. import _runtime
 from .._backend import is_tensor
-from .._validation import check_array, check_choice, check_rng, check_scalar, param_error
+from .._validation import check_array, check_devices, check_rng, check_scalar
 from .model import ParallelSubnetworks
-from .problem import model_threads
+from .problem import check_model, model_threads
 
-__all__ = ["Polar", "polar_one_hidden_2d", "polar_linear", "polar_lower_bound", "polar_upper_bound"]
+__all__ = ["NetworkPolarResult", "polar_one_hidden_2d", "polar_linear", "polar_lower_bound",
+           "polar_upper_bound"]
 
 
 @dataclass(frozen=True)
-class Polar:
-    """A value of the polar and the subnetwork that attains it (``theta(subnet) = 1``)."""
+class NetworkPolarResult:
+    r"""The polar :math:`\Omega^\circ(Z)` of a network regularizer and what was computed to get it.
+
+    The network counterpart of the matrix :class:`~hdlcore.PolarResult` (same field names).
+
+    Attributes
+    ----------
+    value : float
+        The computed polar: exact (``kind="exact"``) or the best value found by an ascent, which
+        is attained, hence a lower bound (``"lower_bound"``).
+    subnet : list of arrays
+        A maximizer ``[W^1 (d, h1), ..., W^K (h, C)]``, every layer of unit norm
+        (:math:`\theta = 1`), attaining ``value``; numpy or tensors like the input.
+    kind : str
+        ``"exact"`` or ``"lower_bound"``.
+    upper : float
+        A proven upper bound on the polar (``value`` itself when exact).
+    detail : str
+        How the value was obtained, in words.
+    """
 
     value: float
-    kind: str  #: "exact" or "lower_bound"
-    subnet: list[np.ndarray]  #: [W^1 (d, h1), ..., W^K (h, C)], each layer of unit norm
-    method: str
+    subnet: list[Any]
+    kind: str
+    upper: float
+    detail: str
 
 
-def _like(arrays: list[np.ndarray], ref: Any) -> list[Any]:
-    """numpy in, numpy out; a tensor in, tensors out on its device and dtype."""
+def _back(result: NetworkPolarResult, ref: Any) -> NetworkPolarResult:
+    """The result with its subnetwork in ``ref``'s array type: numpy in, numpy out; a tensor in,
+    tensors on its device and dtype. The one conversion, at the public boundary."""
     if is_tensor(ref):
-        return [torch.as_tensor(a).to(device=ref.device, dtype=ref.dtype) for a in arrays]
-    return arrays
+        layers = [w.to(device=ref.device, dtype=ref.dtype) for w in result.subnet]
+    else:
+        layers = [w.detach().cpu().numpy() for w in result.subnet]
+    return NetworkPolarResult(result.value, layers, result.kind, result.upper, result.detail)
 
 
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy().astype(np.float64) if is_tensor(x) else np.asarray(x, dtype=np.float64)
+def _tensors(func: str, A: Any, Z: Any, d: int | None = None, C: int | None = None, like=None):
+    """Validate ``A`` (N, d) and ``Z`` (N, C) and return them as tensors (float64, or ``like``'s)."""
+    check_devices(func, {"A": A, "Z": Z})
+    A = check_array(A, "A", func, ndim=2, shape=(None, d))
+    Z = check_array(Z, "Z", func, ndim=2, shape=(A.shape[0], C))
+    if like is None:
+        dev = A.device if is_tensor(A) else None
+        like = torch.empty(0, dtype=torch.float64, device=dev)
+    return tuple(torch.as_tensor(x).to(like) for x in (A, Z))
 
 
-def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
+def polar_one_hidden_2d(A: Any, Z: Any) -> NetworkPolarResult:
     r"""The exact polar of one-hidden-layer ReLU subnetworks on 2-D inputs.
 
     Parameters
@@ -69,9 +99,10 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
 
     Returns
     -------
-    Polar
-        ``value`` :math:`=\max_{\lVert w\rVert\le1}\lVert Z^\top\psi(Aw)\rVert_2`, ``kind="exact"``,
-        and ``subnet = [w (2, 1), v (1, C)]`` with :math:`v = Z^\top\psi(Aw)/\lVert\cdot\rVert`.
+    NetworkPolarResult
+        ``value`` :math:`=\max_{\lVert w\rVert\le1}\lVert Z^\top\psi(Aw)\rVert_2`, ``kind="exact"`` (so
+        ``upper = value``), and ``subnet = [w (2, 1), v (1, C)]`` with
+        :math:`v = Z^\top\psi(Aw)/\lVert\cdot\rVert`.
 
     Notes
     -----
@@ -88,7 +119,8 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the polar of the product regularizer for one-hidden-layer ReLU subnetworks).
 
     Examples
     --------
@@ -97,40 +129,46 @@ def polar_one_hidden_2d(A: Any, Z: Any) -> Polar:
     >>> bool(abs(polar_one_hidden_2d(A, Z).value - np.sqrt(2)) < 1e-12)  # w = (1, 1)/sqrt(2)
     True
     """
-    func = "polar_one_hidden_2d"
-    Z_in = Z
-    A = _np(check_array(A, "A", func, ndim=2, shape=(None, 2)))
-    Z = _np(check_array(Z, "Z", func, ndim=2, shape=(A.shape[0], None)))
-    nz = np.linalg.norm(A, axis=1) > 0
-    if not nz.any():
-        return Polar(0.0, "exact", _like([np.array([[1.0], [0.0]]), np.zeros((1, Z.shape[1]))], Z_in), "arcs")
+    A_t, Z_t = _tensors("polar_one_hidden_2d", A, Z, d=2)
+    return _back(arcs_polar(A_t, Z_t), Z)
+
+
+def arcs_polar(A: torch.Tensor, Z: torch.Tensor, h: int = 1) -> NetworkPolarResult:
+    """:func:`polar_one_hidden_2d` on tensors (float64), its maximizer padded to ``h`` hidden units."""
+    C = Z.shape[1]
+    W1, W2 = A.new_zeros((2, h)), A.new_zeros((h, C))
+    nz = torch.linalg.vector_norm(A, dim=1) > 0
+    if not bool(nz.any()):
+        W1[0, 0] = 1.0
+        return NetworkPolarResult(0.0, [W1, W2], "exact", 0.0, "arcs (all inputs zero)")
     # Angles t where a_j^T w(t) = 0, w(t) = (cos t, sin t): t = atan2(a) +- pi/2.
-    base = np.arctan2(A[nz, 1], A[nz, 0])
-    cuts = np.unique(np.mod(np.concatenate([base + np.pi / 2, base - np.pi / 2]), 2 * np.pi))
+    base = torch.atan2(A[nz, 1], A[nz, 0])
+    cuts = torch.unique(torch.remainder(torch.cat([base + torch.pi / 2, base - torch.pi / 2]), 2 * torch.pi))
     t0 = cuts
-    t1 = np.append(cuts[1:], cuts[0] + 2 * np.pi)  # arcs [t0, t1], cyclic
+    t1 = torch.cat([cuts[1:], cuts[:1] + 2 * torch.pi])  # arcs [t0, t1], cyclic
     mid = (t0 + t1) / 2
-    Wm = np.stack([np.cos(mid), np.sin(mid)])  # (2, P)
-    D = (A @ Wm > 0).astype(np.float64).T  # (P, N): the pattern on each arc
-    B = np.einsum("pn,nc,nd->pcd", D, Z, A)  # Z^T D A per arc: (P, C, 2)
-    M = np.einsum("pcd,pce->pde", B, B)  # (P, 2, 2), f(w) = w^T M w on the arc
+    Wm = torch.stack([torch.cos(mid), torch.sin(mid)])  # (2, P)
+    D = (A @ Wm > 0).to(A.dtype).T  # (P, N): the pattern on each arc
+    B = torch.einsum("pn,nc,nd->pcd", D, Z, A)  # Z^T D A per arc: (P, C, 2)
+    M = torch.einsum("pcd,pce->pde", B, B)  # (P, 2, 2), f(w) = w^T M w on the arc
     cand_t = [t0, t1]
-    evals, evecs = np.linalg.eigh(M)  # ascending
-    top = evecs[:, :, 1]  # (P, 2)
+    top = torch.linalg.eigh(M)[1][:, :, 1]  # (P, 2): the top eigenvector (ascending eigenvalues)
     for sign in (1.0, -1.0):
-        te = np.arctan2(sign * top[:, 1], sign * top[:, 0])
-        inside = np.mod(te - t0, 2 * np.pi) < (t1 - t0)
-        cand_t.append(np.where(inside, te, t0))  # outside the arc: fall back to an endpoint
-    T = np.stack(cand_t, axis=1)  # (P, 4) candidate angles per arc
-    Wc = np.stack([np.cos(T), np.sin(T)], axis=-1)  # (P, 4, 2)
-    vals = np.einsum("pkd,pde,pke->pk", Wc, M, Wc)
-    p, k = np.unravel_index(np.argmax(vals), vals.shape)
-    w = Wc[p, k]
+        te = torch.atan2(sign * top[:, 1], sign * top[:, 0])
+        inside = torch.remainder(te - t0, 2 * torch.pi) < (t1 - t0)
+        cand_t.append(torch.where(inside, te, t0))  # outside the arc: fall back to an endpoint
+    T = torch.stack(cand_t, dim=1)  # (P, 4) candidate angles per arc
+    Wc = torch.stack([torch.cos(T), torch.sin(T)], dim=-1)  # (P, 4, 2)
+    vals = torch.einsum("pkd,pde,pke->pk", Wc, M, Wc)
+    w = Wc.reshape(-1, 2)[int(torch.argmax(vals))]
     # Evaluate the winner directly (not through its arc's quadratic form).
-    g = Z.T @ np.maximum(A @ w, 0.0)  # (C,)
-    value = float(np.linalg.norm(g))
-    v = g / value if value > 0 else np.zeros_like(g)
-    return Polar(value, "exact", _like([w[:, None], v[None, :]], Z_in), "arcs")
+    g = Z.T @ torch.relu(A @ w)  # (C,)
+    value = float(torch.linalg.vector_norm(g))
+    W1[:, 0] = w
+    if value > 0:
+        W2[0] = g / value
+    return NetworkPolarResult(value, [W1, W2], "exact", value, f"exact: maximum over the {len(cuts)} arcs "
+                              "of the unit circle on which the activation pattern is constant")
 
 
 def polar_upper_bound(model: ParallelSubnetworks, A: Any, Z: Any) -> float:
@@ -142,9 +180,14 @@ def polar_upper_bound(model: ParallelSubnetworks, A: Any, Z: Any) -> float:
     Frobenius norm, and a convolution with a ``k x k`` kernel at most ``k`` times it. Used by
     :func:`certify_network` (Chapter 4).
     """
-    A, Z = _np(A), _np(Z)
+    A_t, Z_t = _tensors("polar_upper_bound", A, Z, d=model.in_features, C=model.out_features)
+    return upper_bound(model, A_t, Z_t)
+
+
+def upper_bound(model: ParallelSubnetworks, A: torch.Tensor, Z: torch.Tensor) -> float:
+    """:func:`polar_upper_bound` on tensors."""
     factor = float(np.prod([k for _, k, _ in model.conv])) if model.conv else 1.0
-    return float(np.linalg.norm(Z) * np.linalg.norm(A, 2) * factor)
+    return float(torch.linalg.vector_norm(Z)) * float(torch.linalg.matrix_norm(A, 2)) * factor
 
 
 def _unit_layers(weights: list[torch.Tensor]) -> None:
@@ -163,7 +206,7 @@ def polar_lower_bound(
     steps: int = 200,
     include_model: bool = True,
     rng: Any = None,
-) -> Polar:
+) -> NetworkPolarResult:
     r"""A lower bound on the polar by multi-start projected ascent (any architecture).
 
     Parameters
@@ -187,9 +230,10 @@ def polar_lower_bound(
 
     Returns
     -------
-    Polar
+    NetworkPolarResult
         ``kind="lower_bound"``: the best value :math:`\langle Z,\phi(A;w)\rangle` found, at a
-        subnetwork with every layer of unit Frobenius norm (so :math:`\theta(w) = 1`).
+        subnetwork with every layer of unit Frobenius norm (so :math:`\theta(w) = 1`), and
+        ``upper`` from :func:`polar_upper_bound`.
 
     Notes
     -----
@@ -203,20 +247,25 @@ def polar_lower_bound(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the polar as the test of global optimality; computing it is hard in general).
     """
     func = "polar_lower_bound"
-    Z_in = Z
-    if not isinstance(model, ParallelSubnetworks):
-        raise param_error("model", func, "a hdlcore.ParallelSubnetworks", model, TypeError)
+    model = check_model(model, func)
     num_starts = check_scalar(num_starts, "num_starts", func, kind="int", ge=1)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
     gen = check_rng(rng, "rng", func)
+    A_t, Z_t = _tensors(func, A, Z, d=model.in_features, C=model.out_features, like=model.weights[0])
     if model.degree == 1:  # linear subnetworks: the polar has a closed form
-        return polar_linear(A, Z)
+        return _back(linear_polar(A_t, Z_t), Z)
+    with _runtime.threads(model_threads(model, A_t)):
+        return _back(ascent_polar(model, A_t, Z_t, num_starts, steps, include_model, gen), Z)
+
+
+def ascent_polar(model: ParallelSubnetworks, A: torch.Tensor, Z: torch.Tensor, num_starts: int, steps: int,
+                 include_model: bool, gen: np.random.Generator) -> NetworkPolarResult:
+    """:func:`polar_lower_bound` on tensors of the model's device and dtype."""
     p0 = model.weights[0]
-    A = torch.as_tensor(check_array(A, "A", func, shape=(None, model.in_features))).to(p0)
-    Z = torch.as_tensor(check_array(Z, "Z", func, shape=(A.shape[0], model.out_features))).to(p0)
     probe = ParallelSubnetworks(model.in_features, model.out_features, num_starts, model.hidden,
                                 conv=model.conv or None, input_shape=model.input_shape,
                                 rng=gen, dtype=p0.dtype, device=p0.device)
@@ -226,12 +275,14 @@ def polar_lower_bound(
         if bool(act.any()):
             weights = [torch.cat([w, m.detach()[act]]) for w, m in zip(weights, model.weights, strict=True)]
     probe = ParallelSubnetworks.from_weights(weights, conv=model.conv or None, input_shape=model.input_shape)
-    with _runtime.threads(model_threads(probe, A)):
-        pol = _ascent(probe, A, Z, steps)
-    return Polar(pol.value, pol.kind, _like(pol.subnet, Z_in), pol.method)
+    value, subnet = _ascent(probe, A, Z, steps)
+    return NetworkPolarResult(value, subnet, "lower_bound", max(upper_bound(model, A, Z), value),
+                              f"lower bound: the best of {probe.num_subnets} projected ascents x {steps} "
+                              "steps (a value attained by a unit subnetwork); upper: ||Z||_F ||A||_2 "
+                              "(times the kernel sizes)")
 
 
-def _ascent(probe, A, Z, steps) -> Polar:
+def _ascent(probe, A, Z, steps) -> tuple[float, list[torch.Tensor]]:
     """Ascent on the earlier layers; the last layer is always its maximizer H^T Z / ||H^T Z||.
 
     With the last layer at its maximizer the value of start s is ||H_s^T Z||_F (H_s: the last
@@ -268,38 +319,37 @@ def _ascent(probe, A, Z, steps) -> Polar:
                 gn = g.reshape(S, -1).norm(dim=1).clamp_min(torch.finfo(w.dtype).tiny)
                 w.add_(g * (angles[t] / gn).reshape(shape))
     s = int(torch.argmax(best_val))
-    subnet = [_np(w[s]) for w in best]
-    return Polar(float(best_val[s]), "lower_bound", subnet,
-                 f"projected ascent, {S} starts x {steps} steps")
+    return float(best_val[s]), [w[s].clone() for w in best]
 
 
-def polar_linear(A: Any, Z: Any) -> Polar:
+def polar_linear(A: Any, Z: Any) -> NetworkPolarResult:
     r"""The exact polar of linear subnetworks (``K = 1``): :math:`\lVert A^\top Z\rVert_F`.
 
     With :math:`\phi(W) = AW` and :math:`\theta = \lVert W\rVert_F`, the supremum of
     :math:`\langle A^\top Z, W\rangle` over the unit ball is attained at
     :math:`W = A^\top Z/\lVert A^\top Z\rVert_F`. Used by :func:`hdlcore.certify_network`.
     """
-    Z_in, A, Z = Z, _np(A), _np(Z)
-    G = A.T @ Z
-    n = float(np.linalg.norm(G))
-    return Polar(n, "exact", _like([G / n if n > 0 else G], Z_in), "closed form")
+    A_t, Z_t = _tensors("polar_linear", A, Z)
+    return _back(linear_polar(A_t, Z_t), Z)
 
 
-def _polar_auto(model, A, Z, polar, num_starts, steps, rng) -> Polar:
+def linear_polar(A: torch.Tensor, Z: torch.Tensor) -> NetworkPolarResult:
+    """:func:`polar_linear` on tensors."""
+    G = A.T @ Z  # (d, C)
+    n = float(torch.linalg.vector_norm(G))
+    return NetworkPolarResult(n, [G / n if n > 0 else G], "exact", n, "exact: closed form ||A^T Z||_F")
+
+
+def network_polar(model: ParallelSubnetworks, A: torch.Tensor, Z: torch.Tensor, polar: str, num_starts: int,
+                  steps: int, gen: np.random.Generator) -> NetworkPolarResult:
+    """The polar for :func:`~hdlcore.certify_network` (validated ``polar``), on the model's tensors."""
     if model.degree == 1 and polar != "lower_bound":
-        return polar_linear(A, Z)
-    exact_ok = not model.conv and len(model.hidden) == 1 and model.in_features == 2
-    check_choice(polar, "polar", "certify_network", ("auto", "exact", "lower_bound"))
-    if polar == "exact" and not exact_ok:
-        raise param_error("polar", "certify_network", "'auto' or 'lower_bound': the exact polar needs one "
-                          "fully connected hidden layer and 2-D inputs", polar)
-    if exact_ok and polar != "lower_bound":
-        pol = polar_one_hidden_2d(A, Z)
-        h = model.hidden[0]
-        W1 = np.zeros((2, h))
-        W1[:, :1] = _np(pol.subnet[0])
-        W2 = np.zeros((h, model.out_features))
-        W2[:1] = _np(pol.subnet[1])
-        return Polar(pol.value, "exact", _like([W1, W2], Z), pol.method)
-    return polar_lower_bound(model, A, Z, num_starts=num_starts, steps=steps, rng=rng)
+        return linear_polar(A, Z)
+    if exact_polar_applies(model) and polar != "lower_bound":
+        return arcs_polar(A, Z, h=model.hidden[0])
+    return ascent_polar(model, A, Z, num_starts, steps, True, gen)
+
+
+def exact_polar_applies(model: ParallelSubnetworks) -> bool:
+    """One fully connected hidden layer on 2-D inputs (or a linear model): the polar is exact."""
+    return model.degree == 1 or (not model.conv and len(model.hidden) == 1 and model.in_features == 2)

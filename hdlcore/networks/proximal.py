@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._runtime import precision as precision_context
-from .problem import _gradient_mapping, _objective_parts
+from .problem import NetworkProblem, gradient_mapping, objective_parts, summed_loss
 from .regularizers import _layer_norms, _prox, _theta
 
 __all__ = ["train_step"]
@@ -31,13 +31,20 @@ def train_step(model: Any, A: torch.Tensor, Y: torch.Tensor, lam: float, lr: flo
     full loss). Trusts its inputs (tensors on the model's device): :func:`train` validates them.
     Returns the loss of the batch (before the step). Used by :func:`train` and the benchmarks.
     """
-    params = list(model.weights)
-    value, _ = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
+    prob = NetworkProblem(model, A, Y, lam, loss, regularizer, precision, "train_step")
+    return step(prob, lr, scale=scale, rebalance=rebalance)
+
+
+def step(prob: NetworkProblem, lr: float, *, A=None, Y=None, scale: float = 1.0,
+         rebalance: bool = True) -> torch.Tensor:
+    """:func:`train_step` on a validated problem (``A``, ``Y``: a mini-batch of its data)."""
+    params = list(prob.model.weights)
+    value, _ = objective_parts(prob, A=A, Y=Y, scale=scale)
     grads = torch.autograd.grad(value, params)
     with torch.no_grad():
         norms = _layer_norms(params)
         torch._foreach_add_(params, grads, alpha=-lr)
-        _prox(params, lr, lam, regularizer, norms, rebalance)
+        _prox(params, lr, prob.lam, prob.regularizer, norms, rebalance)
     return value.detach()
 
 
@@ -45,20 +52,17 @@ _SIGMA = 1e-4  # sufficient decrease
 _WINDOW = 10  # steps over which the relative decrease is compared with tol
 
 
-def model_losses(model, A, Y, loss, precision, groups, M):
-    """Loss of each model, (M,), with its autograd graph."""
-    with precision_context(precision, A.device.type):
+def model_losses(prob: NetworkProblem, groups, M):
+    """Loss of each model, (M,), with its autograd graph (the subnetworks of model m: groups == m)."""
+    model = prob.model
+    with precision_context(prob.precision, prob.device.type):
         if M == 1:
-            X = model(A)[None]  # (1, N, C)
+            X = model(prob.A)[None]  # (1, N, C)
         else:
-            each = model.forward_each(A)  # (R, N, C)
+            each = model.forward_each(prob.A)  # (R, N, C)
             X = torch.zeros((M, *each.shape[1:]), dtype=each.dtype, device=each.device)
             X = X.index_add(0, groups, each)  # (M, N, C)
-    if X.dtype == torch.bfloat16:
-        X = X.float()
-    if loss == "squared":
-        return 0.5 * ((X - Y) ** 2).sum(dim=(1, 2))
-    return -(Y * torch.log_softmax(X, dim=2)).sum(dim=(1, 2))
+    return summed_loss(X, prob.Y, prob.loss)
 
 
 def _per_model(values, groups, M):
@@ -70,15 +74,17 @@ def _sub_shape(w):
     return (-1,) + (1,) * (w.ndim - 1)
 
 
-def full_batch(model, A, Y, lam, loss, regularizer, steps, lr0, tol, rebalance, precision, log_every,
-               bar, groups=None, M=1):
-    """Run the loop; return (histories per model, converged (M,), steps done (M,), lr (M,)).
+def full_batch(prob: NetworkProblem, *, steps, lr0, tol, rebalance, log_every, bar, groups=None, M=1):
+    """Run the loop on ``prob.model`` (``M`` models: the subnetworks with ``groups == m`` form model m).
+
+    Returns (histories per model, converged (M,), steps done (M,), lr (M,)).
 
     A model stops when its objective decreased by at most ``tol * |f|`` over the last ten steps
     (at a minimum of a ReLU network the objective is typically not differentiable: hyperplanes
     of neurons pass through data points, so the gradient mapping need not vanish), or when no
     step size decreases it (numerically stationary).
     """
+    model, lam, regularizer = prob.model, prob.lam, prob.regularizer
     params = list(model.weights)
     R = params[0].shape[0]
     dev, dt = params[0].device, params[0].dtype
@@ -88,10 +94,10 @@ def full_batch(model, A, Y, lam, loss, regularizer, steps, lr0, tol, rebalance, 
     running = torch.ones(M, dtype=torch.bool, device=dev)
     converged = torch.zeros(M, dtype=torch.bool, device=dev)
     done = torch.zeros(M, dtype=torch.long, device=dev)
-    hists = [{k: [] for k in ("step", "objective", "loss", "regularizer", "active", "lr")} for _ in range(M)]
+    hists = [_new_history() for _ in range(M)]
 
     def evaluate(norms):
-        values = model_losses(model, A, Y, loss, precision, groups, M)
+        values = model_losses(prob, groups, M)
         theta = _theta(norms, regularizer)  # (R,)
         regs = _per_model(theta, groups, M)
         active = _per_model((norms > 0).all(dim=0).to(dt), groups, M)
@@ -100,15 +106,7 @@ def full_batch(model, A, Y, lam, loss, regularizer, steps, lr0, tol, rebalance, 
     def record(t, values, regs, active, which):
         v, g, a, s = (x.detach().cpu().tolist() for x in (values, regs, active, lr))
         for m in which:
-            h = hists[m]
-            h["step"].append(t)
-            h["objective"].append(v[m] + lam * g[m])
-            h["loss"].append(v[m])
-            h["regularizer"].append(g[m])
-            h["active"].append(int(round(a[m])))
-            h["lr"].append(s[m])
-        if not bar.disable:
-            bar.set_postfix(objective=f"{v[0] + lam * g[0]:.6g}", active=int(round(a[0])), refresh=False)
+            _record(hists[m], t, v[m], g[m], lam, int(round(a[m])), s[m], bar if m == 0 else None)
 
     norms = _layer_norms(params)
     values, regs, active = evaluate(norms)
@@ -186,7 +184,7 @@ def _record(hist, step, value, reg, lam, active, lr, bar):
     hist["regularizer"].append(reg)
     hist["active"].append(active)
     hist["lr"].append(lr)
-    if not bar.disable:
+    if bar is not None and not bar.disable:
         bar.set_postfix(objective=f"{value + lam * reg:.6g}", active=active, refresh=False)
 
 
@@ -194,35 +192,33 @@ def _new_history():
     return {k: [] for k in ("step", "objective", "loss", "regularizer", "active", "lr")}
 
 
-def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebalance, precision, log_every,
-                gen, tol, bar):
+def mini_batch(prob: NetworkProblem, *, steps, lr, batch_size, rebalance, log_every, gen, tol, bar):
     """Proximal SGD with a fixed step; returns (history, converged, residual, steps, lr).
 
     ``converged`` compares the last two recorded full objectives (relative change <= tol); None
     when ``tol`` is None. A non-finite objective restores the last recorded weights and stops.
     """
+    model, A, Y, lam = prob.model, prob.A, prob.Y, prob.lam
     N = A.shape[0]
     scale = N / batch_size
     hist = _new_history()
-    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
+    value, reg = objective_parts(prob)
     active = int(model.active().sum())
     _record(hist, 0, float(value.detach()), float(reg), lam, active, lr or float("nan"), bar)
     saved = [p.detach().clone() for p in model.weights]
     order, pos, t, diverged = np.empty(0, dtype=np.int64), 0, 0, False
-    device = A.device
     for t in range(1, steps + 1):
         if pos + batch_size > len(order):
             order, pos = gen.permutation(N), 0
-        idx = torch.from_numpy(order[pos:pos + batch_size]).to(device)
+        idx = torch.from_numpy(order[pos:pos + batch_size]).to(A.device)
         pos += batch_size
         Ab, Yb = A.index_select(0, idx), Y.index_select(0, idx)
         if lr is None:  # backtracking on the first batch, then a fixed, halved step
-            lr = _first_step(model, Ab, Yb, lam, loss, regularizer, precision, scale) / 2
-        train_step(model, Ab, Yb, lam, lr, loss=loss, regularizer=regularizer, scale=scale,
-                   precision=precision, rebalance=rebalance)
+            lr = first_step(prob, scale, A=Ab, Y=Yb) / 2
+        step(prob, lr, A=Ab, Y=Yb, scale=scale, rebalance=rebalance)
         if t % log_every == 0 or t == steps:
             with torch.no_grad():
-                value, reg = _objective_parts(model, A, Y, loss, regularizer, precision)
+                value, reg = objective_parts(prob)
             if not (bool(torch.isfinite(value)) and bool(torch.isfinite(reg))):
                 with torch.no_grad():
                     for p, s in zip(model.weights, saved, strict=True):
@@ -233,7 +229,7 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
             _record(hist, t, float(value), float(reg), lam, int(model.active().sum()), lr, bar)
         bar.update(1)
     bar.close()
-    residual = _gradient_mapping(model, A, Y, lam, loss, regularizer, lr or 1e-3, precision)[0]
+    residual = gradient_mapping(prob, lr or 1e-3)
     if diverged:
         converged = False
     elif tol is None or len(hist["objective"]) < 2:
@@ -244,10 +240,12 @@ def mini_batch(model, A, Y, lam, loss, regularizer, steps, lr, batch_size, rebal
     return hist, converged, residual, t, lr
 
 
-def _first_step(model, A, Y, lam, loss, regularizer, precision, scale) -> float:
-    params = list(model.weights)
+def first_step(prob: NetworkProblem, scale: float = 1.0, *, A=None, Y=None) -> float:
+    """The largest step 2^-k <= 1 whose proximal gradient step decreases the (batch) objective."""
+    params = list(prob.model.weights)
+    lam = prob.lam
     saved = [p.detach().clone() for p in params]
-    value, reg = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
+    value, reg = objective_parts(prob, A=A, Y=Y, scale=scale)
     f = float(value.detach()) + lam * float(reg)
     grads = torch.autograd.grad(value, params)
     lr = 1.0
@@ -256,8 +254,8 @@ def _first_step(model, A, Y, lam, loss, regularizer, precision, scale) -> float:
         while lr > 1e-12:
             for p, s, g in zip(params, saved, grads, strict=True):
                 torch.add(s, g, alpha=-lr, out=p.data)
-            _prox(params, lr, lam, regularizer, norms, False)
-            v, r = _objective_parts(model, A, Y, loss, regularizer, precision, scale)
+            _prox(params, lr, lam, prob.regularizer, norms, False)
+            v, r = objective_parts(prob, A=A, Y=Y, scale=scale)
             if float(v) + lam * float(r) < f:
                 break
             lr *= 0.5

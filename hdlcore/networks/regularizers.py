@@ -93,7 +93,8 @@ def network_regularizer(model, kind: str = "product") -> torch.Tensor:
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (the product of layer norms, positively homogeneous of the network's degree).
 
     Examples
     --------

@@ -24,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from .. import _runtime
-from .._validation import (
-    check_choice,
-    check_rng,
-    check_scalar,
-    warn_not_converged,
-)
+from .._validation import check_rng, check_scalar, warn_not_converged
 from .model import ParallelSubnetworks
-from .problem import _gradient_mapping, _objective_parts, _prepare, model_threads
+from .problem import NetworkProblem, gradient_mapping, model_threads, objective_value, prepare_network
 from .proximal import full_batch, mini_batch
 from .regularizers import _prox
 
@@ -60,13 +55,8 @@ class TrainResult:
 
 
 def train(
-    model: ParallelSubnetworks,
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    model: ParallelSubnetworks, A: Any, Y: Any, lam: float, *,
+    loss: str = "squared", regularizer: str = "product",
     steps: int = 1000,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -144,7 +134,8 @@ def train(
 
     References
     ----------
-    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017.
+    B. D. Haeffele and R. Vidal, Global optimality in neural network training, CVPR 2017
+    (local descent on parallel subnetworks with a product-of-norms regularizer).
 
     Examples
     --------
@@ -157,55 +148,74 @@ def train(
     (True, True)
     """
     func = "train"
-    model, A_t, Y_t, lam = _prepare(model, A, Y, lam, loss, regularizer, func, device=device)
+    prob = prepare_network(model, A, Y, lam, func, loss=loss, regularizer=regularizer, precision=precision,
+                           device=device)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
-    N = A_t.shape[0]
+    N = prob.A.shape[0]
     if lr is not None:
         lr = check_scalar(lr, "lr", func, gt=0)
     if batch_size is not None:
         batch_size = check_scalar(batch_size, "batch_size", func, kind="int", ge=1, le=N)
-    if tol is not None:
-        tol = check_scalar(tol, "tol", func, ge=0)
-    check_choice(precision, "precision", func, ("full", "tf32", "bf16"))
-    if rebalance is None:
-        rebalance = regularizer == "product"
+    tol = check_tol(tol, "tol", func)
     gen = check_rng(rng, "rng", func)
     if threads == "auto":
-        threads = model_threads(model, A_t[: batch_size or N])
+        threads = model_threads(prob.model, prob.A[: batch_size or N])
     elif threads is not None:
         threads = check_scalar(threads, "threads", func, kind="int", ge=1)
+    if log_every is not None:
+        log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
+    with _runtime.threads(threads):
+        return fit(prob, steps=steps, lr=lr, batch_size=batch_size, tol=tol, rebalance=rebalance, gen=gen,
+                   log_every=log_every, progress=progress)
+
+
+def check_tol(tol: Any, name: str, func: str) -> float | None:
+    """A stopping tolerance: a float >= 0, or None (run every step)."""
+    return None if tol is None else check_scalar(tol, name, func, ge=0)
+
+
+def fit(prob: NetworkProblem, *, steps: int, lr: float | None = None, batch_size: int | None = None,
+        tol: float | None = None, rebalance: bool | None = None, gen: Any = None,
+        log_every: int | None = None, progress: bool = False) -> TrainResult:
+    """:func:`train` on a validated problem (the caller sets the threads)."""
+    model, lam = prob.model, prob.lam
+    N = prob.A.shape[0]
+    if rebalance is None:
+        rebalance = prob.regularizer == "product"
     full = batch_size is None or batch_size == N
     if log_every is None:
-        log_every = 1 if full else max(1, N // batch_size)
-    log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
+        log_every = 1 if batch_size is None or full else max(1, N // batch_size)
     start = time.perf_counter()
     if rebalance:  # the initial layers may be far from balanced: this changes neither X nor Theta
-        _prox(list(model.weights), 0.0, lam, regularizer, None, True)
-    with _runtime.threads(threads):
-        if full:
-            hists, conv, n_done, lr_used = full_batch(
-                model, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision,
-                log_every, _runtime.progress_bar(steps, progress))
-            hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
-            converged = None if tol is None else conv[0]
-            residual = _gradient_mapping(model, A_t, Y_t, lam, loss, regularizer, lr_used, precision)[0]
-        else:
-            hist, converged, residual, n_done, lr_used = mini_batch(
-                model, A_t, Y_t, lam, loss, regularizer, steps, lr, batch_size, rebalance, precision,
-                log_every, gen, tol, _runtime.progress_bar(steps, progress))
-        value, reg = _objective_parts(model, A_t, Y_t, loss, regularizer, precision)
-    value, reg = float(value.detach()), float(reg)
+        _prox(list(model.weights), 0.0, lam, prob.regularizer, None, True)
+    bar = _runtime.progress_bar(steps, progress)
+    if full:
+        hists, conv, n_done, lr_used = full_batch(prob, steps=steps, lr0=lr, tol=tol, rebalance=rebalance,
+                                                  log_every=log_every, bar=bar)
+        hist, n_done, lr_used = hists[0], n_done[0], lr_used[0]
+        converged = None if tol is None else conv[0]
+        residual = gradient_mapping(prob, lr_used)
+    else:
+        hist, converged, residual, n_done, lr_used = mini_batch(
+            prob, steps=steps, lr=lr, batch_size=batch_size, rebalance=rebalance, log_every=log_every,
+            gen=gen, tol=tol, bar=bar)
     if converged is False:
         h = hist["objective"]
-        warn_not_converged(func, f"after {n_done} steps the objective still decreased by "
+        warn_not_converged(prob.func, f"after {n_done} steps the objective still decreased by "
                            f"{(h[max(0, len(h) - 11)] - h[-1]) / abs(h[-1]):.3g} (relative) over the last "
                            f"records, above tol = {tol:g}; raise steps, or tol" if len(h) > 1 and
-                           np.isfinite(h[-1]) else "the objective diverged; use a smaller lr")
-    mask = model.active().cpu().numpy()
+                           np.isfinite(h[-1]) else "the objective diverged; use a smaller lr", stacklevel=4)
+    return result(prob, hist, converged, residual, n_done, time.perf_counter() - start)
+
+
+def result(prob: NetworkProblem, hist: dict, converged: bool | None, residual: float, steps: int,
+           seconds: float) -> TrainResult:
+    """The :class:`TrainResult` of ``prob.model`` after a run."""
+    obj = objective_value(prob)
+    mask = prob.model.active().cpu().numpy()
     return TrainResult(
-        model=model, objective=value + lam * reg, loss=value, regularizer=reg, active=int(mask.sum()),
-        active_mask=mask, converged=converged, residual=residual, steps=n_done, lam=lam, loss_kind=loss,
-        regularizer_kind=regularizer, device=str(A_t.device), precision=precision,
-        seconds=time.perf_counter() - start,
-        history={k: np.asarray(v) for k, v in hist.items()},
+        model=prob.model, objective=obj.objective, loss=obj.loss, regularizer=obj.regularizer,
+        active=int(mask.sum()), active_mask=mask, converged=converged, residual=residual, steps=int(steps),
+        lam=prob.lam, loss_kind=prob.loss, regularizer_kind=prob.regularizer, device=str(prob.device),
+        precision=prob.precision, seconds=seconds, history={k: np.asarray(v) for k, v in hist.items()},
     )

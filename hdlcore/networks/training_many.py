@@ -12,28 +12,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import _runtime
-from .._validation import check_choice, check_scalar, param_error, warn_not_converged
+from .._validation import check_scalar, param_error, warn_not_converged
 from .model import ParallelSubnetworks
-from .problem import _check_model, _gradient_mapping, _prepare, model_threads
+from .problem import check_model, gradient_mapping, model_threads, prepare_network
 from .proximal import full_batch
 from .regularizers import _prox
-from .training import TrainResult
+from .training import TrainResult, check_tol, result
 
 __all__ = ["train_many"]
 
 
 def train_many(
-    models: list[ParallelSubnetworks],
-    A: Any,
-    Y: Any,
-    lam: float,
-    *,
-    loss: str = "squared",
-    regularizer: str = "product",
+    models: list[ParallelSubnetworks], A: Any, Y: Any, lam: float, *,
+    loss: str = "squared", regularizer: str = "product",
     steps: int = 1000,
     lr: float | None = None,
     tol: float | None = 1e-6,
@@ -74,38 +68,38 @@ def train_many(
     if not isinstance(models, list | tuple) or not models:
         raise param_error("models", func, "a non-empty list of hdlcore.ParallelSubnetworks", models,
                           TypeError)
-    first = _check_model(models[0], func)
+    first = check_model(models[0], func, "models")
     for m in models:
-        _check_model(m, func)
+        check_model(m, func, "models")
         same = (m.in_features, m.out_features, m.hidden, m.conv, m.input_shape, m.weights[0].dtype,
                 m.weights[0].device)
         if same != (first.in_features, first.out_features, first.hidden, first.conv, first.input_shape,
                     first.weights[0].dtype, first.weights[0].device):
             raise param_error("models", func, "networks with the same layers, dtype and device", models)
-    _, A_t, Y_t, lam = _prepare(first, A, Y, lam, loss, regularizer, func)
+    prob = prepare_network(first, A, Y, lam, func, loss=loss, regularizer=regularizer, precision=precision)
     steps = check_scalar(steps, "steps", func, kind="int", ge=0)
     lr = None if lr is None else check_scalar(lr, "lr", func, gt=0)
-    if tol is not None:
-        tol = check_scalar(tol, "tol", func, ge=0)
+    tol = check_tol(tol, "tol", func)
     log_every = check_scalar(log_every, "log_every", func, kind="int", ge=1)
-    check_choice(precision, "precision", func, ("full", "tf32", "bf16"))
     if rebalance is None:
         rebalance = regularizer == "product"
     sizes = [m.num_subnets for m in models]
     big = ParallelSubnetworks.from_weights(
         [torch.cat([m.weights[k].detach() for m in models]) for k in range(first.degree)],
         conv=first.conv or None, input_shape=first.input_shape)
-    dev = A_t.device
+    dev = prob.device
     groups = torch.repeat_interleave(torch.arange(len(models), device=dev), torch.tensor(sizes, device=dev))
     start = time.perf_counter()
     if rebalance:  # as in train: balanced layers, the same outputs and product regularizer
-        _prox(list(big.weights), 0.0, lam, regularizer, None, True)
+        _prox(list(big.weights), 0.0, prob.lam, regularizer, None, True)
     if threads == "auto":
-        threads = model_threads(big, A_t)
+        threads = model_threads(big, prob.A)
+    elif threads is not None:
+        threads = check_scalar(threads, "threads", func, kind="int", ge=1)
     with _runtime.threads(threads):
         hists, conv, n_done, lrs = full_batch(
-            big, A_t, Y_t, lam, loss, regularizer, steps, lr, tol, rebalance, precision, log_every,
-            _runtime.progress_bar(steps, False), groups=groups, M=len(models))
+            prob.with_model(big), steps=steps, lr0=lr, tol=tol, rebalance=rebalance, log_every=log_every,
+            bar=_runtime.progress_bar(steps, False), groups=groups, M=len(models))
         seconds = time.perf_counter() - start
         out, offset = [], 0
         for i, m in enumerate(models):
@@ -113,14 +107,10 @@ def train_many(
                 for p, w in zip(m.weights, big.weights, strict=True):
                     p.copy_(w[offset:offset + m.num_subnets])
             offset += m.num_subnets
-            residual, value, reg = _gradient_mapping(m, A_t, Y_t, lam, loss, regularizer, lrs[i], precision)
-            mask = m.active().cpu().numpy()
+            prob_i = prob.with_model(m)
             converged = None if tol is None else bool(conv[i])
             if converged is False:
                 warn_not_converged(func, f"model {i} still decreasing after {n_done[i]} steps")
-            out.append(TrainResult(
-                model=m, objective=value + lam * reg, loss=value, regularizer=reg, active=int(mask.sum()),
-                active_mask=mask, converged=converged, residual=residual, steps=int(n_done[i]), lam=lam,
-                loss_kind=loss, regularizer_kind=regularizer, device=str(dev), precision=precision,
-                seconds=seconds, history={k: np.asarray(v) for k, v in hists[i].items()}))
+            out.append(result(prob_i, hists[i], converged, gradient_mapping(prob_i, lrs[i]), n_done[i],
+                              seconds))
     return out
