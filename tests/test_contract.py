@@ -133,8 +133,8 @@ CONTRACT: dict[str, Spec] = {
     "HypothesisWarning": Spec(warning=True),
     "check": Spec(lambda c: dict(claim="a value <= 1", value=0.5, id="contract-check", le=1.0),
                   scalars={"rtol": (-1.0, NAN)}, out=_none),
-    "check_all": Spec(lambda c: dict(claim="two conditions", parts={"small": (0.5, {"le": 1.0}), "true": True},
-                                     id="contract-check-all"), out=_none),
+    "check_all": Spec(lambda c: dict(claim="two conditions", id="contract-check-all",
+                                     parts={"small": (0.5, {"le": 1.0}), "true": True}), out=_none),
     "setup": Spec(lambda c: dict(seed=0, quiet=True), scalars={"seed": (-1, 0.5)}, out=_none),
     # data
     "low_rank_matrix": Spec(lambda c: dict(m=4, n=3, rank=2, rng=0), scalars={"noise": (-1.0, NAN)},
