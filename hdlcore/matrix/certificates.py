@@ -23,7 +23,9 @@ and :math:`\\Omega(UV^\\top)\\le\\sum_i\\theta(u_i,v_i)`):
 
 :func:`certify` evaluates this at a point, with the polar computed exactly when it can be, and
 says what it proves: :attr:`Certificate.is_global` is True only when the **proven** bound (with a
-proven upper bound on the polar) is at most ``tol * F``.
+proven upper bound on the polar) is at most ``tol * F``. Above the size where a full SVD is cheap,
+"proven" means proven with a stated probability over a random start (``polar_kind="probabilistic"``,
+``failure_probability``); Lanczos evidence without that bound (``"krylov"``) never sets ``is_global``.
 
 Used by Chapter 3 (matrix factorization).
 """
@@ -40,6 +42,7 @@ from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 from .norms import PolarResult, norm_pair
 from .problem import factors, prepare, tolerance
+from .spectral import METHODS
 
 __all__ = ["Certificate", "polar", "certify"]
 
@@ -53,16 +56,20 @@ class Certificate:
     polar : float
         :math:`\\Omega_\\theta^\\circ(Z)` as computed (see ``polar_kind``).
     polar_kind : str
-        ``"exact"`` (closed form or full SVD), ``"krylov"`` (converged Lanczos: a lower bound
-        on :math:`\\sigma_1`, evidence rather than proof) or ``"lower_bound"`` (a heuristic for a
-        pair whose polar is NP-hard).
+        ``"exact"`` (closed form or full SVD), ``"probabilistic"`` (Lanczos from a uniformly random
+        start: ``polar`` is the top Ritz value, a lower bound, and ``polar_upper`` holds with
+        probability at least ``1 - failure_probability``), ``"krylov"`` (converged Lanczos: a
+        lower bound on :math:`\\sigma_1`, evidence rather than proof) or ``"lower_bound"`` (a
+        heuristic for a pair whose polar is NP-hard).
     polar_upper : float
-        A proven upper bound on the polar (the polar itself when exact; :math:`\\lVert R\\rVert_F/\\lambda`
-        after Lanczos; a relaxation's singular value for the hard pairs).
+        An upper bound on the polar: proven (the polar itself when exact;
+        :math:`\\lVert R\\rVert_F/\\lambda` after krylov; a relaxation's singular value for the hard
+        pairs), or with probability at least ``1 - failure_probability`` when probabilistic.
     objective : float
         :math:`F(U, V)`.
     bound : float
-        Proven: :math:`F(U, V) - F^\\star \\le` ``bound``, computed with ``polar_upper``: the
+        Proven (with probability at least ``1 - failure_probability``):
+        :math:`F(U, V) - F^\\star \\le` ``bound``, computed with ``polar_upper``: the
         smaller of the polar bound above and the duality gap :math:`F(U, V) - D(R/\\max(1, \\Omega^\\circ))`,
         :math:`D(W) = \\langle W, M\\odot Y\\rangle - \\tfrac12\\lVert W\\rVert_F^2`.
     bound_estimate : float
@@ -74,8 +81,9 @@ class Certificate:
         each column's scale.
     is_global : bool or None
         True when proven: ``bound <= tol * objective``, a global minimizer to relative accuracy
-        ``tol``. False when disproven: the polar's maximizer, appended as one more column at its
-        best scale, changes the objective by ``descent < -tol * objective``. None when neither is
+        ``tol`` (with probability at least ``1 - failure_probability`` over the random start).
+        False when disproven: the polar's maximizer, appended as one more column at its best
+        scale, changes the objective by ``descent < -tol * objective``. None when neither is
         proven (``proves`` says what is known).
     is_global_estimate : bool
         ``bound_estimate <= tol * objective`` (equals ``is_global`` when the polar is exact).
@@ -92,6 +100,9 @@ class Certificate:
         The norm pair, e.g. ``"l2/l2"``.
     basis : str
         How the polar was obtained, in words.
+    failure_probability : float
+        The probability, over the random Lanczos start, that ``polar_upper`` (hence ``bound`` and
+        a True ``is_global``) is wrong: 0 unless ``polar_kind == "probabilistic"``.
     """
 
     polar: float
@@ -109,6 +120,12 @@ class Certificate:
     size: int
     norms: str
     basis: str
+    failure_probability: float = 0.0
+
+    @property
+    def polar_accuracy(self) -> float:
+        """Relative width ``polar_upper / polar - 1`` of the bracket on the polar (inf at polar 0)."""
+        return self.polar_upper / self.polar - 1 if self.polar > 0 else float("inf")
 
     @property
     def lower(self) -> float:
@@ -120,19 +137,23 @@ class Certificate:
         """One sentence: what this certificate proves, and what it does not."""
         scale = max(abs(self.objective), 1e-300)
         rel = self.bound / scale
+        chance = (f" with probability >= 1 - {self.failure_probability:.3g} over the random start"
+                  if self.failure_probability > 0 else "")
         if self.is_global:
-            return (f"proven: F(U, V) - F* <= {self.bound:.3g} ({rel:.1e} relative), so (U, V) is a "
-                    f"global minimizer to relative accuracy {self.tol:g} and UV^T solves the convex "
-                    f"problem to the same accuracy")
+            within = (f" (polar <= {self.polar_upper:.8g}, Lanczos accuracy {self.polar_accuracy:.1e})"
+                      if chance else "")
+            return (f"proven{chance}: F(U, V) - F* <= {self.bound:.3g} ({rel:.1e} relative){within}, "
+                    f"so (U, V) is a global minimizer to relative accuracy {self.tol:g} and UV^T solves "
+                    f"the convex problem to the same accuracy")
         if self.is_global_estimate:
             return (f"evidence, not proof: with the {self.polar_kind} polar {self.polar:.8g} the bound is "
-                    f"{self.bound_estimate:.3g}; proven only F(U, V) - F* <= {self.bound:.3g}")
+                    f"{self.bound_estimate:.3g}; proven{chance} only F(U, V) - F* <= {self.bound:.3g}")
         if self.is_global is False:
             return (f"proven not optimal: polar {self.polar:.8g} ({self.polar_kind}) > 1, and one more "
                     f"column lowers the objective by at least {-self.descent:.3g} "
                     f"({-self.descent / scale:.1e} relative); proven F(U, V) - F* <= {self.bound:.3g}")
         return (f"not certified: polar {self.polar:.8g} ({self.polar_kind}) is near 1 + {self.tol:g} "
-                f"or the point is not stationary; proven F(U, V) - F* <= {self.bound:.3g}")
+                f"or the point is not stationary; proven{chance} F(U, V) - F* <= {self.bound:.3g}")
 
     def __str__(self) -> str:
         return (f"Certificate ({self.norms}, size {self.size}): polar {self.polar:.10g} "
@@ -144,7 +165,8 @@ class Certificate:
 
 @one_thread_when_small
 def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: float = 1e-10,
-          starts: int = 8, rng: np.random.Generator | int | None = None) -> PolarResult:
+          starts: int = 8, rng: np.random.Generator | int | None = None,
+          failure_probability: float = 1e-9) -> PolarResult:
     """The polar :math:`\\Omega_\\theta^\\circ(Z) = \\sup_{\\theta(u, v) \\le 1} u^\\top Z v` and a maximizer.
 
     Parameters
@@ -154,20 +176,25 @@ def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: flo
     norms : pair of str
         The column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b`, each of
         ``"l1"``, ``"l2"``, ``"l1+"``, ``"l2+"`` (see :mod:`hdlcore.matrix.norms`).
-    method : {"auto", "exact", "krylov"}
-        How :math:`\\sigma_1` is computed for l2/l2 (full SVD up to 500 x 500 with "auto").
+    method : {"auto", "exact", "probabilistic", "krylov"}
+        How :math:`\\sigma_1` is computed for l2/l2 (see :func:`hdlcore.sigma_max`; "auto": a
+        full SVD up to 2000 x 2000, the probabilistic bound above).
     tol : float
-        Lanczos tolerance on the Ritz residual, relative to the value.
+        Lanczos tolerance, relative to the value: on the Ritz residual (krylov), on the width of
+        the bracket (probabilistic).
     starts : int
         Starting points of the alternating heuristic for pairs without a closed form.
     rng : numpy Generator, int or None
         Lanczos start vector and heuristic starts.
+    failure_probability : float
+        ``delta`` of the probabilistic bound.
 
     Returns
     -------
     PolarResult
         ``value``, maximizer ``u``, ``v`` (``Z``'s array type, ``theta(u, v) = 1``), ``kind``
-        (``"exact"``, ``"krylov"``, ``"lower_bound"``), ``upper`` (proven) and ``detail``.
+        (``"exact"``, ``"probabilistic"``, ``"krylov"``, ``"lower_bound"``), ``upper`` (proven, or
+        with probability ``1 - failure_probability``), ``detail`` and ``failure_probability``.
 
     Notes
     -----
@@ -193,11 +220,13 @@ def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: flo
     func = "polar"
     Z = check_array(Z, "Z", func, ndim=2)
     pair = norm_pair(norms, func)
-    method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
+    method = check_choice(method, "method", func, METHODS)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
     starts = check_scalar(starts, "starts", func, kind="int", ge=1)
     rng = check_rng(rng, "rng", func)
-    return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng)
+    failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng,
+                      failure_probability=failure_probability)
 
 
 @one_thread_when_small
@@ -213,6 +242,7 @@ def certify(
     method: str = "auto",
     lanczos_tol: float = 1e-10,
     rng: np.random.Generator | int | None = None,
+    failure_probability: float = 1e-9,
 ) -> Certificate:
     """Certify a point :math:`(U, V)` of any method: polar test, Euler gap, suboptimality bound.
 
@@ -230,12 +260,19 @@ def certify(
         Column norms of :math:`\\theta` (default l2/l2, whose :math:`\\Omega` is the nuclear norm).
     tol : float, optional
         Relative accuracy for ``is_global`` (default 1e-6 for float64 data, 1e-4 for float32).
-    method : {"auto", "exact", "krylov"}
-        How :math:`\\sigma_1(R)` is computed for l2/l2 ("auto": full SVD up to 500 x 500).
+    method : {"auto", "exact", "probabilistic", "krylov"}
+        How :math:`\\sigma_1(R)` is computed for l2/l2: "auto" is a full SVD up to 2000 x 2000
+        (:data:`hdlcore.matrix.spectral.EXACT_SIZE_LIMIT`) and "probabilistic" above, which runs
+        Lanczos from a uniformly random start until its upper bound decides ``is_global`` (or
+        refutes it); "krylov" is evidence only.
     lanczos_tol : float
-        Ritz-residual tolerance (relative) when Lanczos is used.
+        Lanczos tolerance (relative): Ritz residual (krylov), bracket width (probabilistic, when the
+        test is not decided first).
     rng : numpy Generator, int or None
         Lanczos start vector.
+    failure_probability : float
+        ``delta``: a probabilistic certificate's claims fail with probability at most this, over
+        the random start (default 1e-9).
 
     Returns
     -------
@@ -276,14 +313,16 @@ def certify(
     pair = norm_pair(norms, func)
     U, V = factors(prob, U, V, func, pair)
     tol = tolerance(tol, prob, func, 1e-6, 1e-4)
-    method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
+    method = check_choice(method, "method", func, METHODS)
     lanczos_tol = check_scalar(lanczos_tol, "lanczos_tol", func, gt=0, lt=1)
     rng = check_rng(rng, "rng", func)
-    return certificate(prob, U, V, lam, pair, tol=tol, method=method, lanczos_tol=lanczos_tol, rng=rng)
+    failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    return certificate(prob, U, V, lam, pair, tol=tol, method=method, lanczos_tol=lanczos_tol, rng=rng,
+                       failure_probability=failure_probability)
 
 
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
-                R=None) -> Certificate:
+                R=None, failure_probability=1e-9) -> Certificate:
     """Internal (trusted tensors): the certificate in float64."""
     import torch
 
@@ -305,12 +344,17 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
     euler_gap = lam * Theta - float(c.sum())
     euler_residual = float((c / lam - theta).abs().max()) if c.numel() else 0.0
     rng = rng if rng is not None else np.random.default_rng()
-    pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng, maximizer=False)
-    value, upper = pol.value / lam, pol.upper / lam
     # Weak duality: W = R / max(1, polar) is dual feasible (Omega°(W) <= lam), so
     # F* >= D(W) = <W, M*Y> - |W|^2 / 2. Both bounds below are valid; the smaller is kept.
     RY = float(torch.sum(R * Y))
     R2 = 2 * loss
+    scale = max(abs(objective), np.finfo(np.float64).tiny)
+    # The largest polar at which the bound would prove: a probabilistic Lanczos run stops as
+    # soon as its upper bound is below it (proven) or its Ritz value above it (refuted).
+    p_max = _polar_threshold(objective, euler_gap, RY, R2, tol * scale)
+    pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng, maximizer=False,
+                      failure_probability=failure_probability, threshold=lam * max(p_max, 0.0))
+    value, upper = pol.value / lam, pol.upper / lam
 
     def _bound(p):
         s = max(1.0, p)
@@ -319,7 +363,6 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         return max(min(dual_gap, polar_bound), 0.0)
 
     bound, bound_est = _bound(upper), _bound(value)
-    scale = max(abs(objective), np.finfo(np.float64).tiny)
     # The maximizer attains `value` (theta = 1), so appending it at its best scale is a verified descent.
     descent = -0.5 * lam**2 * max(value - 1.0, 0.0) ** 2
     if bound <= tol * scale:
@@ -333,5 +376,24 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         bound_estimate=bound_est, euler_gap=euler_gap, euler_residual=euler_residual,
         is_global=is_global, is_global_estimate=bool(bound_est <= tol * scale), descent=descent,
         tol=tol, size=int(U.shape[1]), norms=pair.name, basis=pol.detail,
+        failure_probability=pol.failure_probability,
     )
+
+
+def _polar_threshold(objective: float, euler_gap: float, RY: float, R2: float, allowed: float) -> float:
+    """The largest polar ``p`` at which either bound of :func:`certificate` is at most ``allowed``.
+
+    Polar bound: ``objective * (p - 1)_+ + euler_gap <= allowed``. Dual gap with ``s = max(1, p)``:
+    ``objective - RY / s + R2 / (2 s^2) <= allowed``, a quadratic in ``s`` that holds between its
+    roots. Returns 1 when neither can prove (then only a refutation can stop Lanczos early).
+    """
+    best = 1.0 + (allowed - euler_gap) / objective if euler_gap <= allowed and objective > 0 else 1.0
+    c = objective - allowed
+    if c > 0:
+        disc = RY * RY - 2 * c * R2
+        if disc >= 0:
+            lo, hi = (RY - disc**0.5) / (2 * c), (RY + disc**0.5) / (2 * c)
+            if lo <= 1.0 <= hi:
+                best = max(best, hi)
+    return best
 

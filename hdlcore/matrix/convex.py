@@ -111,7 +111,7 @@ def solve_convex(
         Starting point of the masked solver (default 0).
     certify : bool
         Attach :func:`hdlcore.certify`'s certificate (on the balanced SVD factors of ``X``).
-    polar_method : {"auto", "exact", "krylov"}
+    polar_method : {"auto", "exact", "probabilistic", "krylov"}
         How the certificate computes :math:`\\sigma_1`.
     rng : numpy Generator, int or None
         Lanczos start vector of the certificate.

@@ -83,7 +83,7 @@ def solve_factorized(
         Sweep limit (a ``ConvergenceWarning`` and ``converged=False`` if reached).
     certify : bool
         Attach :func:`hdlcore.certify` at the returned point.
-    polar_method : {"auto", "exact", "krylov"}
+    polar_method : {"auto", "exact", "probabilistic", "krylov"}
         How the certificate computes :math:`\\sigma_1` (l2/l2).
     rng : numpy Generator, int or None
         Random start and Lanczos start vector.

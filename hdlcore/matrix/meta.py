@@ -54,6 +54,7 @@ def grow(
     max_iter: int = 100000,
     polar_method: str = "auto",
     rng: np.random.Generator | int | None = None,
+    failure_probability: float = 1e-9,
 ) -> MatrixResult:
     """Local descent + polar test + one more column, until the polar certifies a global optimum.
 
@@ -81,11 +82,14 @@ def grow(
         Local descent ("als" for l2/l2, "prox" otherwise), as in :func:`hdlcore.solve_factorized`.
     max_iter : int
         Total budget of descent sweeps.
-    polar_method : {"auto", "exact", "krylov"}
-        How the final certificate computes :math:`\\sigma_1` (growth steps use a full SVD below
-        64 x 64 and Lanczos above).
+    polar_method : {"auto", "exact", "probabilistic", "krylov"}
+        How the final certificate computes :math:`\\sigma_1` (see :func:`hdlcore.certify`: "auto"
+        is a full SVD up to 2000 x 2000 and the probabilistic bound above; growth steps use a
+        full SVD below 64 x 64 and Lanczos above).
     rng : numpy Generator, int or None
         Lanczos start vectors.
+    failure_probability : float
+        ``delta`` of a probabilistic final certificate (default 1e-9).
 
     Returns
     -------
@@ -127,6 +131,7 @@ def grow(
                                                       polar_method, rng)
     default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
     max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
+    failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
     import torch
 
     if U0 is None and V0 is None:
@@ -175,7 +180,8 @@ def grow(
             c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
             euler_gap = lam * float(pair._theta(U, V).sum()) - float(c)
             if euler_gap <= tol * max(abs(f), 1e-300) or cur <= final:
-                cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng)
+                cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
+                                   failure_probability=failure_probability)
                 if cert.polar <= 1 + tol or cert.polar_kind == "lower_bound":
                     converged = cert.polar <= 1 + tol
                     break
@@ -200,7 +206,8 @@ def grow(
         else:
             cur, prev_excess = next(c for c in schedule if c < cur), excess
     if cert is None:
-        cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng)
+        cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
+                           failure_probability=failure_probability)
     if not converged:
         warn_not_converged(func, f"polar {cert.polar:.8g} > 1 + tol ({tol:g}) at size {U.shape[1]} "
                            f"after {sweeps} sweeps (max_size={max_size}, max_iter={max_iter})")

@@ -158,17 +158,20 @@ class PolarResult:
     Attributes
     ----------
     value : float
-        The computed polar: exact (``kind="exact"``), the top Ritz value of a converged
-        Lanczos run (``"krylov"``, a lower bound, not a proof), or the best value found by a
+        The computed polar: exact (``kind="exact"``), the top Ritz value of a Lanczos run
+        (``"probabilistic"`` or ``"krylov"``: a lower bound), or the best value found by a
         heuristic (``"lower_bound"``).
     u, v : array
         A maximizer: ``u @ Z @ v == value`` with ``theta(u, v) == 1`` (or ``0`` when the value is 0).
     kind : str
-        ``"exact"``, ``"krylov"`` or ``"lower_bound"``.
+        ``"exact"``, ``"probabilistic"``, ``"krylov"`` or ``"lower_bound"``.
     upper : float
-        A proven upper bound on the polar.
+        An upper bound on the polar: proven, or (``"probabilistic"``) holding with probability
+        at least ``1 - failure_probability`` over a random start.
     detail : str
         How the value was obtained, in words.
+    failure_probability : float
+        0 unless ``kind == "probabilistic"``.
     """
 
     value: float
@@ -177,6 +180,7 @@ class PolarResult:
     kind: str
     upper: float
     detail: str
+    failure_probability: float = 0.0
 
     @property
     def is_exact(self) -> bool:
@@ -220,21 +224,24 @@ class NormPair:
 
     @one_thread_when_small
     def polar(self, Z: Any, *, method: str = "auto", tol: float = 1e-10, starts: int = 8,
-              rng: np.random.Generator | int | None = None) -> PolarResult:
+              rng: np.random.Generator | int | None = None,
+              failure_probability: float = 1e-9) -> PolarResult:
         """:math:`\\sup_{\\theta(u, v)\\le 1} u^\\top Z v` and a maximizer (see :class:`PolarResult`).
 
-        ``method`` and ``tol`` choose how :math:`\\sigma_1` is computed for l2/l2 (see
-        :func:`hdlcore.matrix.spectral.sigma_max`); ``starts`` is the number of starting points of the
-        heuristic for pairs without a closed form. :func:`hdlcore.polar` validates its input
-        and calls this.
+        ``method``, ``tol`` and ``failure_probability`` choose how :math:`\\sigma_1` is computed
+        for l2/l2 (see :func:`hdlcore.matrix.spectral.sigma_max`); ``starts`` is the number of
+        starting points of the heuristic for pairs without a closed form. :func:`hdlcore.polar`
+        validates its input and calls this.
         """
         Zt, back = as_compute_tensor(Z)
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        res = self._polar(Zt, method=method, tol=tol, starts=starts, rng=rng)
-        return PolarResult(res.value, back(res.u), back(res.v), res.kind, res.upper, res.detail)
+        res = self._polar(Zt, method=method, tol=tol, starts=starts, rng=rng,
+                          failure_probability=failure_probability)
+        return PolarResult(res.value, back(res.u), back(res.v), res.kind, res.upper, res.detail,
+                           res.failure_probability)
 
     def _polar(self, Z, *, method="auto", tol=1e-10, starts=8, rng=None, maximizer=True,
-               v0=None) -> PolarResult:
+               v0=None, failure_probability=1e-9, threshold=None) -> PolarResult:
         import torch
 
         if self.u.p == 1:  # vertices +-e_i (or e_i): row i against the v-ball
@@ -244,12 +251,13 @@ class NormPair:
         from .spectral import top_singular
 
         if not (self.u.nonneg or self.v.nonneg):
-            s = top_singular(Z, method=method, tol=tol, rng=rng, vectors=maximizer, v0=v0)
+            s = top_singular(Z, method=method, tol=tol, rng=rng, vectors=maximizer, v0=v0,
+                             failure_probability=failure_probability, threshold=threshold)
             kind = s.kind
             detail = "sigma_1(Z), " + (
-                "full SVD" if kind == "exact" else
+                "full SVD" if kind == "exact" else s.basis if kind == "probabilistic" else
                 f"Lanczos to Ritz residual {s.residual:.1e} in {s.steps} steps (a lower bound)")
-            return PolarResult(s.value, s.u, s.v, kind, s.upper, detail)
+            return PolarResult(s.value, s.u, s.v, kind, s.upper, detail, s.failure_probability)
         # Hard pairs: alternating maximization (each step maximizes over one side exactly).
         upper = top_singular(Z, method="exact" if method != "krylov" else "krylov", vectors=False).upper
         if self.u.nonneg and self.v.nonneg:

@@ -20,6 +20,7 @@ from .._validation import (
     check_scalar,
     param_error,
 )
+from .spectral import METHODS
 
 __all__ = ["MatrixResult"]
 
@@ -138,7 +139,7 @@ def solver_options(prob: Problem, func: str, tol: float | None, tols: tuple[floa
     float32)), ``max_iter`` (>= 1), ``polar_method`` and ``rng``."""
     tol = tolerance(tol, prob, func, *tols)
     max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
+    polar_method = check_choice(polar_method, "polar_method", func, METHODS)
     return tol, max_iter, polar_method, check_rng(rng, "rng", func)
 
 

@@ -1,26 +1,32 @@
 """The largest singular value, computed in a way a certificate can state honestly.
 
-A polar certificate for the nuclear norm needs :math:`\\sigma_1(R)` of a residual ``R``.
-Two ways are offered, and each says what it proves:
+A polar certificate for the nuclear norm needs an *upper* bound on :math:`\\sigma_1(R)` of a
+residual ``R``. Three ways are offered, and each says what it proves:
 
-- ``"exact"``: a full SVD (LAPACK through torch), accurate to rounding. This is a proof, up
-  to the rounding allowance ``max(m, n) * eps * sigma_1`` of a backward-stable SVD.
-- ``"krylov"``: Golub-Kahan-Lanczos bidiagonalization with full reorthogonalization from a
-  random start, run until the top Ritz triplet's residual is below ``tol * sigma``. The Ritz
-  value is a **lower bound** on :math:`\\sigma_1`; the small residual proves only that *some*
-  singular value lies within it. A larger :math:`\\sigma_1` that the iteration missed is very
-  unlikely from a random start, but not impossible, so this is evidence, not proof. The
+- ``"exact"``: a full SVD (LAPACK through torch), accurate to rounding. A proof, up to the
+  rounding allowance ``max(m, n) * eps * sigma_1`` of a backward-stable SVD.
+- ``"probabilistic"``: Golub-Kahan-Lanczos bidiagonalization from a start drawn uniformly on the
+  unit sphere, run until an upper bound that holds with probability at least ``1 - delta`` over
+  the start decides the caller's test (or reaches the accuracy ``tol``). Two bounds are
+  combined, each at ``delta / 2``: the a-priori bound of Kuczyński and Woźniakowski (1992) and
+  an a-posteriori bound from the Lanczos polynomial (van Dorsselaer, Hochstenbach and van der
+  Vorst, 2000); see :func:`sigma_max`. A proof with a stated failure probability.
+- ``"krylov"``: the same bidiagonalization run until the top Ritz residual is below
+  ``tol * sigma``. The Ritz value is a **lower bound** on :math:`\\sigma_1`; a small residual
+  proves only that *some* singular value lies near it, so this is evidence, not proof. The
   deterministic bound :math:`\\sigma_1 \\le \\lVert R\\rVert_F` is returned alongside.
 
-A randomized low-rank SVD is never used: it underestimates :math:`\\sigma_1` by percents when
-the top of the spectrum is flat, which is exactly the residual's spectrum near an optimum.
+``method="auto"`` is exact where a full SVD is cheap (:data:`EXACT_SIZE_LIMIT`, measured), and
+probabilistic above. A randomized low-rank SVD is never used: it underestimates
+:math:`\\sigma_1` by percents when the top of the spectrum is flat, which is exactly the
+residual's spectrum near an optimum.
 
-Used by Chapter 3 (matrix factorization) through :func:`hdlcore.polar` and
-:func:`hdlcore.certify`.
+Used by Chapter 3 (matrix factorization) through :func:`hdlcore.polar` and :func:`hdlcore.certify`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +36,24 @@ from .._backend import Array, as_compute_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
 
-__all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT"]
+__all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT", "METHODS"]
 
-#: ``method="auto"`` uses a full SVD when ``m * n * min(m, n)`` is at most this (a 500 x 500
-#: matrix), Lanczos otherwise.
-EXACT_SIZE_LIMIT = 500**3
+#: The ways to compute sigma_1, as accepted by every function that certifies.
+METHODS = ("auto", "exact", "probabilistic", "krylov")
+
+#: ``method="auto"`` uses a full SVD when ``m * n * min(m, n)`` is at most this, and the
+#: probabilistic bound above. Measured by ``benchmarks/bench_certificates.py`` on the project's
+#: 2-core CPU (one thread, interleaved medians; benchmarks/results/bench_certificates.json):
+#: proving sigma_1 <= (1 + 1e-4) sigma_1 on flat-top spectra, the full SVD (values only) takes
+#: 0.05 / 0.25 / 0.8 / 3 s at n = 400 / 700 / 1000 / 1500 and the probabilistic run 0.4-0.7 /
+#: 0.7-1.5 / 1.4-2.3 / 2.4-5.8 s (165-340 steps); they cross between n = 1500 and 2000. Below
+#: the crossing the SVD also gives a proof without a failure probability. Not measured on a GPU.
+EXACT_SIZE_LIMIT = 2000**3
+
+#: Kuczyński-Woźniakowski's constant: P[theta_1 < (1 - eps) lambda_1] <= 1.648 sqrt(n) e^{-(2k-1) sqrt(eps)}.
+KW_CONSTANT = 1.648
+#: The a-priori bound is evaluated at k = ceil(8 * ratio^j) only, with a union bound over them.
+_KW_RATIO = 1.1
 
 
 @dataclass(frozen=True)
@@ -44,20 +63,26 @@ class SigmaMax:
     Attributes
     ----------
     value : float
-        The computed :math:`\\sigma_1` (exact to rounding, or the top Ritz value).
-    u, v : array
+        The computed :math:`\\sigma_1`: exact to rounding, or the top Ritz value (a lower bound).
+    u, v : array or None
         Unit left and right singular vectors (the top pair, or its Ritz approximation).
     kind : str
-        ``"exact"`` (full SVD) or ``"krylov"`` (Lanczos; ``value`` is a lower bound).
+        ``"exact"``, ``"probabilistic"`` or ``"krylov"``.
     upper : float
-        A proven upper bound on :math:`\\sigma_1`: ``value`` plus its rounding allowance when
-        exact, the Frobenius norm otherwise.
+        An upper bound on :math:`\\sigma_1`: proven (``value`` plus its rounding allowance) when
+        exact; holding with probability at least ``1 - failure_probability`` over the random start
+        when probabilistic; the Frobenius norm (proven) after a krylov run.
     residual : float
-        ``||A^T u - value v||`` of the returned pair (0 for an exact SVD up to rounding).
+        ``||A^T u - value v||`` of the returned pair (0 for an exact SVD).
     steps : int
         Lanczos steps (0 for an exact SVD).
     converged : bool
-        Exact, or the Ritz residual reached ``tol * value``.
+        Exact; or the stopping test was met (krylov: Ritz residual at most ``tol * value``;
+        probabilistic: the threshold decided, or ``upper <= (1 + tol) value``).
+    failure_probability : float
+        The probability, over the random start, that ``upper`` is wrong (0 unless probabilistic).
+    detail : str
+        For a probabilistic run: the two bounds and why it stopped.
     """
 
     value: float
@@ -68,12 +93,24 @@ class SigmaMax:
     residual: float
     steps: int
     converged: bool
+    failure_probability: float = 0.0
+    detail: str = ""
+
+    @property
+    def accuracy(self) -> float:
+        """Relative width of the bracket ``upper / value - 1`` (inf when ``value`` is 0)."""
+        return self.upper / self.value - 1 if self.value > 0 else math.inf
 
     @property
     def basis(self) -> str:
         """One sentence: how the value was obtained and what it proves."""
         if self.kind == "exact":
             return "exact: full SVD (proof, up to the rounding allowance max(m, n)*eps*sigma_1)"
+        if self.kind == "probabilistic":
+            return (f"probabilistic: Lanczos bidiagonalization from a uniformly random start, "
+                    f"{self.steps} steps; sigma_1 <= {self.upper:.10g} with probability >= "
+                    f"1 - {self.failure_probability:.3g} over the start (relative accuracy "
+                    f"{self.accuracy:.1e}); {self.detail}")
         state = "converged" if self.converged else "NOT converged"
         return (f"krylov: Lanczos bidiagonalization, {self.steps} steps, Ritz residual "
                 f"{self.residual:.1e} ({state}); a lower bound on sigma_1 and evidence, not proof; "
@@ -86,22 +123,32 @@ def sigma_max(
     *,
     method: str = "auto",
     tol: float = 1e-10,
-    max_steps: int = 400,
+    max_steps: int | None = None,
     rng: np.random.Generator | int | None = None,
+    failure_probability: float = 1e-9,
+    threshold: float | None = None,
 ) -> SigmaMax:
-    """Largest singular value and its singular vectors, exact or by converged Lanczos.
+    """Largest singular value with an upper bound: exact, probabilistic, or Lanczos evidence.
 
     Parameters
     ----------
     A : (m, n) array or tensor
-    method : {"auto", "exact", "krylov"}
-        ``"auto"`` is exact for matrices up to 500 x 500 (see :data:`EXACT_SIZE_LIMIT`).
+    method : {"auto", "exact", "probabilistic", "krylov"}
+        ``"auto"`` is exact while ``m * n * min(m, n) <= EXACT_SIZE_LIMIT`` (2000 x 2000), and
+        probabilistic above.
     tol : float
-        Lanczos stops when the top Ritz residual is at most ``tol * value``.
-    max_steps : int
-        Largest Krylov dimension; the result has ``converged=False`` if it is reached first.
+        krylov: stop when the top Ritz residual is at most ``tol * value``. probabilistic: stop
+        when ``upper <= (1 + tol) * value`` (or at the rounding floor of that accuracy).
+    max_steps : int, optional
+        Largest Krylov dimension (default 400 for krylov, 1000 for probabilistic).
     rng : numpy Generator, int or None
         Draws the Lanczos start vector.
+    failure_probability : float
+        ``delta``: probabilistic only; ``upper`` fails with probability at most this.
+    threshold : float, optional
+        probabilistic only: stop as soon as the test ``sigma_1 <= threshold`` is decided, either
+        proven (``upper <= threshold``) or refuted (``value > threshold``; ``value`` is a lower
+        bound).
 
     Returns
     -------
@@ -110,15 +157,49 @@ def sigma_max(
 
     Notes
     -----
-    Used in Chapter 3 by the certificates. Lanczos works on :math:`A^\\top A` implicitly
-    (Golub and Kahan, 1965): :math:`A V_k = U_k B_k`,
-    :math:`A^\\top U_k = V_k B_k^\\top + \\beta_k v_{k+1} e_k^\\top`, and the
-    residual of the top Ritz triplet :math:`(\\theta, U_k p, V_k q)` is :math:`\\beta_k |p_k|`.
+    Used in Chapter 3 by the certificates. Lanczos works on the Gram matrix of the smaller side
+    implicitly (Golub and Kahan, 1965): :math:`A V_k = U_k B_k`,
+    :math:`A^\\top U_k = V_k B_k^\\top + \\beta_k v_{k+1} e_k^\\top`, so
+    :math:`T_k = B_k^\\top B_k` is the Lanczos matrix of :math:`A^\\top A` from :math:`v_1` and
+    its eigenvalues :math:`\\theta_1 \\ge \\dots` are Ritz values of :math:`\\lambda_1 = \\sigma_1^2`.
+    The vectors are reorthogonalized in full (twice when needed), at :math:`O(k^2 (m + n))` over
+    ``k`` steps, a few percent of the products with ``A`` up to a few hundred steps.
+
+    The probabilistic upper bound on :math:`\\lambda_1` (an ``n x n`` Gram matrix, ``n = min(m, n)``,
+    start :math:`v_1` uniform on its unit sphere) is the smaller of two, each failing with
+    probability at most :math:`\\delta/2`:
+
+    - a priori (Kuczyński and Woźniakowski 1992, Lanczos with a random start):
+      :math:`P[\\theta_1 < (1-\\varepsilon)\\lambda_1] \\le 1.648\\sqrt{n}\\,e^{-(2k-1)\\sqrt{\\varepsilon}}`
+      for ``k`` steps, so :math:`\\lambda_1 \\le \\theta_1/(1-\\varepsilon_k)` with
+      :math:`\\varepsilon_k = (\\ln(1.648\\sqrt{n}/\\delta_k)/(2k-1))^2`; it is checked at
+      ``J`` steps on a geometric grid, with :math:`\\delta_k = \\delta/(2J)` (a union bound). The
+      steps it needs grow like :math:`\\ln(1.648\\sqrt n/\\delta)/(2\\sqrt\\varepsilon)`.
+    - a posteriori (the Lanczos polynomial): with :math:`p_k(x) = \\det(xI - T_k)` and
+      :math:`\\gamma_1 = x_1^\\top v_1`, :math:`p_k(A^\\top A)v_1 = \\prod_j \\beta'_j\\,v_{k+1}`
+      (:math:`\\beta'_j = \\alpha_j\\beta_j`, the off-diagonal of :math:`T_k`), hence
+      :math:`|\\gamma_1|\\,|p_k(\\lambda_1)| \\le \\prod_j\\beta'_j`. Since :math:`p_k` increases
+      beyond :math:`\\theta_1`, :math:`|\\gamma_1| \\ge t` implies :math:`\\lambda_1 \\le x` where
+      :math:`x > \\theta_1` solves :math:`p_k(x) = \\prod_j\\beta'_j/t`; and
+      :math:`P[|\\gamma_1| < t] \\le t\\sqrt{2(n-1)/\\pi}` (the density of a coordinate of a
+      uniform unit vector is at most :math:`\\Gamma(n/2)/(\\sqrt\\pi\\,\\Gamma((n-1)/2))`). One
+      event covers every step, so it is checked at every step without a union bound.
+
+    Both are theorems of exact arithmetic; with full reorthogonalization the computed
+    :math:`T_k` is that of a nearby matrix, and the returned bound adds a rounding allowance
+    ``(max(m, n) + k) * eps``. The tests check it empirically against full SVDs on flat-top
+    spectra, over many random starts, and from adversarial starts with
+    :math:`|\\gamma_1| = t` exactly.
 
     References
     ----------
     G. Golub and W. Kahan, Calculating the singular values and pseudo-inverse of a matrix,
     SIAM J. Numer. Anal. B 2(2), 1965.
+    J. Kuczyński and H. Woźniakowski, Estimating the largest eigenvalue by the power and Lanczos
+    algorithms with a random start, SIAM J. Matrix Anal. Appl. 13(4), 1992.
+    J. L. M. van Dorsselaer, M. E. Hochstenbach and H. A. van der Vorst, Computing probabilistic
+    bounds for extreme eigenvalues of symmetric matrices with the Lanczos method, SIAM J. Matrix
+    Anal. Appl. 22(3), 2000.
 
     Examples
     --------
@@ -127,27 +208,46 @@ def sigma_max(
     >>> s = sigma_max(A)
     >>> round(s.value, 12), s.kind
     (3.0, 'exact')
+    >>> p = sigma_max(np.diag(np.linspace(1, 2, 50)), method="probabilistic", rng=0)
+    >>> p.kind, p.value <= 2 <= p.upper, p.accuracy < 1e-9
+    ('probabilistic', True, True)
     """
     func = "sigma_max"
     A = check_array(A, "A", func, ndim=2)
-    method = check_choice(method, "method", func, ("auto", "exact", "krylov"))
+    method = check_choice(method, "method", func, METHODS)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
-    max_steps = check_scalar(max_steps, "max_steps", func, kind="int", ge=1)
+    if max_steps is not None:
+        max_steps = check_scalar(max_steps, "max_steps", func, kind="int", ge=1)
     rng = check_rng(rng, "rng", func)
+    failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    if threshold is not None:
+        threshold = check_scalar(threshold, "threshold", func, ge=0)
     At, back = as_compute_tensor(A)
-    out = top_singular(At, method=method, tol=tol, max_steps=max_steps, rng=rng)
+    out = top_singular(At, method=method, tol=tol, max_steps=max_steps, rng=rng,
+                       failure_probability=failure_probability, threshold=threshold)
     return SigmaMax(out.value, back(out.u), back(out.v), out.kind, out.upper, out.residual,
-                    out.steps, out.converged)
+                    out.steps, out.converged, out.failure_probability, out.detail)
 
 
-def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int = 400,
-                 rng: np.random.Generator | None = None, vectors: bool = True, v0=None) -> SigmaMax:
-    """Internal (trusted arguments, tensors in and out): see :func:`sigma_max`."""
+def resolve_method(method: str, shape) -> str:
+    """``"auto"`` -> ``"exact"`` or ``"probabilistic"`` by size (see :data:`EXACT_SIZE_LIMIT`)."""
+    if method != "auto":
+        return method
+    m, n = shape
+    return "exact" if m * n * min(m, n) <= EXACT_SIZE_LIMIT else "probabilistic"
+
+
+def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int | None = None,
+                 rng: np.random.Generator | None = None, vectors: bool = True, v0=None,
+                 failure_probability: float = 1e-9, threshold: float | None = None) -> SigmaMax:
+    """Internal (trusted arguments, tensors in and out): see :func:`sigma_max`.
+
+    ``v0`` (a warm start, krylov only) is used inside :func:`hdlcore.grow`, never by a certificate.
+    """
     import torch
 
     m, n = A.shape
-    if method == "auto":
-        method = "exact" if m * n * min(m, n) <= EXACT_SIZE_LIMIT else "krylov"
+    method = resolve_method(method, (m, n))
     if method == "exact":
         if vectors:
             P, S, Qh = torch.linalg.svd(A, full_matrices=False)
@@ -158,56 +258,246 @@ def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int 
         eps = float(torch.finfo(A.dtype).eps)
         return SigmaMax(value, u, v, "exact", value * (1 + max(m, n) * eps), 0.0, 0, True)
     rng = rng if rng is not None else np.random.default_rng()
-    return _lanczos(A, tol=tol, max_steps=max_steps, rng=rng, v0=v0)
+    if method == "probabilistic":
+        return _probabilistic(A, delta=failure_probability, threshold=threshold, tol=tol,
+                              max_steps=1000 if max_steps is None else max_steps, rng=rng, vectors=vectors)
+    return _lanczos(A, tol=tol, max_steps=400 if max_steps is None else max_steps, rng=rng, v0=v0)
+
+
+class _Bidiagonalization:
+    """Golub-Kahan-Lanczos on ``A`` (``A @ x``, ``A.T @ y``) with full reorthogonalization.
+
+    After ``k`` steps: ``alphas[:k]`` (diagonal of B_k), ``betas[:k]`` (superdiagonal, and
+    ``betas[k-1]`` couples to ``v_{k+1}``), ``U[:, :k]``, ``V[:, :k+1]``. Buffers grow by doubling.
+    """
+
+    def __init__(self, A, v, k_max: int):
+        import torch
+
+        self.A, self.k_max, self.k = A, k_max, 0
+        m, n = A.shape
+        kw = dict(dtype=A.dtype, device=A.device)
+        cap = min(k_max, 32)
+        self.V = torch.zeros(n, cap + 1, **kw)  # right Lanczos vectors (columns)
+        self.U = torch.zeros(m, cap, **kw)  # left Lanczos vectors
+        self.V[:, 0] = v / torch.linalg.vector_norm(v)
+        self.alphas: list[float] = []
+        self.betas: list[float] = []
+
+    def step(self) -> bool:
+        """One step; False when the Krylov space became invariant (a zero alpha or beta)."""
+        import torch
+
+        j, A = self.k, self.A
+        if j >= self.U.shape[1]:
+            cap = min(2 * self.U.shape[1], self.k_max)
+            self.V = torch.cat([self.V, self.V.new_zeros(self.V.shape[0], cap + 1 - self.V.shape[1])], 1)
+            self.U = torch.cat([self.U, self.U.new_zeros(self.U.shape[0], cap - self.U.shape[1])], 1)
+        U, V = self.U, self.V
+        if j == 0:
+            p = A @ V[:, 0]  # (m, n) @ (n,) -> (m,)
+        else:
+            p = torch.addmv(U[:, j - 1], A, V[:, j], beta=-self.betas[-1])  # A v_j - beta u_{j-1}
+            p = _reorthogonalize(p, U[:, :j])
+        alpha = float(torch.linalg.vector_norm(p))
+        self.alphas.append(alpha)
+        if alpha == 0:  # A v_j lies in span(U): invariant
+            self.betas.append(0.0)
+            self.k = j + 1
+            return False
+        U[:, j] = p / alpha
+        q = torch.addmv(V[:, j], A.T, U[:, j], beta=-alpha)  # A^T u_j - alpha v_j, (n,)
+        q = _reorthogonalize(q, V[:, : j + 1])
+        beta = float(torch.linalg.vector_norm(q))
+        self.betas.append(beta)
+        self.k = j + 1
+        if beta == 0:
+            return False
+        V[:, j + 1] = q / beta
+        return True
 
 
 def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator, v0=None) -> SigmaMax:
-    """Golub-Kahan-Lanczos with full reorthogonalization; top Ritz triplet."""
+    """krylov: run until the top Ritz residual is below ``tol * value``; top Ritz triplet."""
     import torch
 
     m, n = A.shape
     k_max = min(m, n, max_steps)
     eps = float(torch.finfo(A.dtype).eps)
     fro = float(torch.linalg.vector_norm(A)) * (1 + 2 * (m + n) * eps)  # proven, rounding included
-    dev, dt = A.device, A.dtype
-    Vk = torch.zeros(n, k_max + 1, dtype=dt, device=dev)  # right Lanczos vectors (columns)
-    Uk = torch.zeros(m, k_max, dtype=dt, device=dev)  # left Lanczos vectors
-    if v0 is None:  # a random start (the default, and what a certificate uses)
+    dt, dev = A.dtype, A.device
+    if v0 is None:  # a random start (the default)
         v = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
     else:  # a warm start (used inside hdlcore.grow, never by a certificate)
         noise = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
         v = v0.to(dtype=dt, device=dev) + 1e-3 * noise / n**0.5
-    Vk[:, 0] = v / torch.linalg.vector_norm(v)
-    alphas: list[float] = []
-    betas: list[float] = []
-    tiny = float(torch.finfo(dt).eps) * max(fro, float(torch.finfo(dt).tiny))
-    k = 0
-    for j in range(k_max):
-        if j == 0:
-            p = A @ Vk[:, 0]  # (m, n) @ (n,) -> (m,)
-        else:
-            p = torch.addmv(Uk[:, j - 1], A, Vk[:, j], beta=-betas[-1])  # A v_j - beta u_{j-1}
-            p = _reorthogonalize(p, Uk[:, :j])
-        alpha = float(torch.linalg.vector_norm(p))
-        if alpha <= tiny:  # A v_j lies in span(U): the Krylov space is invariant
-            break
-        alphas.append(alpha)
-        Uk[:, j] = p / alpha
-        q = torch.addmv(Vk[:, j], A.T, Uk[:, j], beta=-alpha)  # A^T u_j - alpha v_j, (n,)
-        q = _reorthogonalize(q, Vk[:, : j + 1])
-        beta = float(torch.linalg.vector_norm(q))
-        betas.append(beta)
-        k = j + 1
-        invariant = beta <= tiny
-        if not invariant:
-            Vk[:, j + 1] = q / beta
+    gkl = _Bidiagonalization(A, v, k_max)
+    tiny = eps * max(fro, float(torch.finfo(dt).tiny))
+    while gkl.k < k_max:
+        going = gkl.step()
+        k = gkl.k
+        invariant = not going or gkl.alphas[-1] <= tiny or gkl.betas[-1] <= tiny
         if invariant or k == k_max or (k >= 8 and k % 4 == 0):
-            value, resid = _ritz_value(alphas, betas, k)
+            value, resid = _ritz_value(gkl.alphas, gkl.betas, k)
             if invariant or resid <= tol * value:
                 break
-    value, u, v, resid = _ritz(Uk, Vk, alphas, betas, k)
-    converged = resid <= tol * value or k == min(m, n)
-    return SigmaMax(value, u, v, "krylov", fro, resid, k, bool(converged))
+    value, u, v, resid = _ritz(gkl.U, gkl.V, gkl.alphas, gkl.betas, gkl.k)
+    converged = resid <= tol * value or gkl.k == min(m, n)
+    return SigmaMax(value, u, v, "krylov", fro, resid, gkl.k, bool(converged))
+
+
+def _probabilistic(A, *, delta: float, threshold: float | None, tol: float, max_steps: int,
+                   rng: np.random.Generator, vectors: bool) -> SigmaMax:
+    """probabilistic: Lanczos from a uniform random start until the bound decides (see sigma_max)."""
+    import torch
+
+    m, n = A.shape
+    op = A.T if m < n else A  # the Gram matrix of the smaller side: n_small x n_small
+    mo, no = op.shape
+    k_max = min(no, max_steps)
+    eps = float(torch.finfo(A.dtype).eps)
+    v = torch.as_tensor(rng.standard_normal(no), dtype=A.dtype, device=A.device)  # uniform direction
+    gkl = _Bidiagonalization(op, v, k_max)
+    t = start_threshold(no, delta / 2)
+    kw_steps = kw_schedule(k_max)
+    delta_kw = delta / 2 / len(kw_steps)
+    kw_steps = set(kw_steps)
+    log_prod = 0.0  # log prod_j alpha_j beta_j = log ||p_k(A^T A) v_1||
+    lam_kw = lam_poly = math.inf
+    value = upper = 0.0
+    reason = "the step cap reached"
+    while gkl.k < k_max:
+        going = gkl.step()
+        k = gkl.k
+        ab = gkl.alphas[-1] * gkl.betas[-1]
+        log_prod = log_prod + math.log(ab) if ab > 0 else -math.inf
+        if going and k < k_max and k > 16 and k % max(1, k // 32) and k not in kw_steps:
+            continue  # bounds every step up to 16, then every ~3% of k
+        d, e = _tridiagonal(gkl.alphas, gkl.betas, k)
+        thetas = _eigvals_tridiagonal(d, e)  # descending
+        theta = max(float(thetas[0]), 0.0)
+        if k in kw_steps:
+            eps_k = kw_eps(no, k, delta_kw)
+            if eps_k < 1:
+                lam_kw = min(lam_kw, theta / (1 - eps_k))
+        lam_poly = polynomial_bound(thetas, log_prod - math.log(t))
+        rho = (max(m, n) + k) * eps  # rounding allowance, relative
+        value = math.sqrt(theta)
+        upper = math.sqrt(min(lam_kw, lam_poly)) * (1 + rho)
+        if threshold is not None and upper <= threshold:
+            reason = f"proven sigma_1 <= threshold {threshold:.10g}"
+            break
+        if threshold is not None and value > threshold:
+            reason = f"refuted sigma_1 <= threshold {threshold:.10g} (the Ritz value exceeds it)"
+            break
+        if not going:
+            reason = "the Krylov space is invariant"
+            break
+        if upper <= (1 + max(tol, 2 * rho)) * value:
+            reason = f"relative accuracy {max(tol, 2 * rho):.1e} reached"
+            break
+    converged = reason != "the step cap reached"
+    u, v, resid = _top_ritz_pair(gkl, value, vectors)
+    if m < n:
+        u, v = v, u
+    kw_text = f"{math.sqrt(lam_kw):.10g}" if lam_kw < math.inf else "none yet"
+    detail = (f"stopped: {reason}; bounds on sigma_1: a posteriori (Lanczos polynomial) "
+              f"{math.sqrt(lam_poly):.10g}, a priori (Kuczynski-Wozniakowski) {kw_text}")
+    return SigmaMax(value, u, v, "probabilistic", upper, resid, gkl.k, converged, delta, detail)
+
+
+def _top_ritz_pair(gkl, value: float, vectors: bool):
+    """Top Ritz pair from the top eigenvector q of T_k (no k x k SVD): v = V_k q, u = U_k B_k q / value."""
+    import torch
+    from scipy.linalg import eigh_tridiagonal
+
+    k = gkl.k
+    if value == 0:  # A = 0 (with probability 1): any unit pair is singular
+        u = gkl.U.new_zeros(gkl.U.shape[0])
+        u[0] = 1
+        return (u, gkl.V[:, 0], 0.0) if vectors else (None, None, 0.0)
+    d, e = _tridiagonal(gkl.alphas, gkl.betas, k)
+    if k == 1:
+        q = np.ones(1)
+    else:
+        q = eigh_tridiagonal(d, e, select="i", select_range=(k - 1, k - 1))[1][:, 0]
+    a, b = np.asarray(gkl.alphas[:k]), np.asarray(gkl.betas[:k])
+    resid = abs(a[-1] * b[-1] * q[-1]) / value  # ||A^T u - value v|| = alpha_k beta_k |q_k| / value
+    if not vectors:
+        return None, None, float(resid)
+    Bq = a * q
+    Bq[:-1] += b[:-1] * q[1:]  # (B_k q)_i = alpha_i q_i + beta_i q_{i+1}
+    dt, dev = gkl.U.dtype, gkl.U.device
+    v = gkl.V[:, :k] @ torch.as_tensor(q, dtype=dt, device=dev)  # (n, k) @ (k,) -> (n,)
+    u = gkl.U[:, :k] @ torch.as_tensor(Bq, dtype=dt, device=dev)  # (m, k) @ (k,) -> (m,)
+    return u / torch.linalg.vector_norm(u), v / torch.linalg.vector_norm(v), float(resid)
+
+
+def start_threshold(n: int, delta: float) -> float:
+    """A ``t`` with ``P[|x^T b| < t] <= delta`` for ``b`` uniform on the unit sphere of R^n, ``|x| = 1``."""
+    if n == 1:
+        return 1.0
+    if n == 2:  # x^T b = cos(phi) with phi uniform: P = (2/pi) arcsin(t)
+        return math.sin(math.pi * delta / 2)
+    # density c_n (1 - s^2)^((n-3)/2) <= c_n = Gamma(n/2) / (sqrt(pi) Gamma((n-1)/2)) <= sqrt((n-1)/(2 pi))
+    return delta * math.sqrt(math.pi / (2 * (n - 1)))
+
+
+def kw_eps(n: int, k: int, delta: float) -> float:
+    """Relative accuracy of theta_1 on lambda_1 after ``k`` steps; fails with probability <= delta."""
+    return (math.log(KW_CONSTANT * math.sqrt(n) / delta) / (2 * k - 1)) ** 2
+
+
+def kw_schedule(k_max: int) -> list[int]:
+    """The steps at which the a-priori bound is evaluated: ceil(8 * 1.1^j), and ``k_max``."""
+    ks: list[int] = []
+    j = 0
+    while (k := math.ceil(8 * _KW_RATIO**j)) < k_max:
+        if not ks or k > ks[-1]:
+            ks.append(k)
+        j += 1
+    return [*ks, k_max]
+
+
+def _tridiagonal(alphas, betas, k):
+    """Diagonal and off-diagonal of T_k = B_k^T B_k (float64, CPU)."""
+    a = np.asarray(alphas[:k], dtype=np.float64)
+    b = np.asarray(betas[: k - 1], dtype=np.float64)
+    d = a * a
+    d[1:] += b * b
+    return d, a[:-1] * b
+
+
+def _eigvals_tridiagonal(d, e):
+    """Eigenvalues of a symmetric tridiagonal matrix, largest first."""
+    if len(d) == 1:
+        return d.copy()
+    from scipy.linalg import eigvalsh_tridiagonal
+
+    return eigvalsh_tridiagonal(d, e)[::-1]
+
+
+def polynomial_bound(thetas, log_target: float) -> float:
+    """An ``x`` at or just above the root ``x > thetas[0]`` of ``sum_j log(x - theta_j) = log_target``.
+
+    Newton's method in ``y = log(x - theta_1)``, where the left side is convex and increasing,
+    from ``x - theta_1 = exp(log_target / k)`` (at or above the root, since every term is at least
+    ``y``): the iterates decrease to the root and never cross it, so each is a valid bound.
+    """
+    th1 = float(thetas[0])
+    if log_target == -math.inf:  # p_k(A) v_1 = 0: lambda_1 is a Ritz value
+        return th1
+    gaps = th1 - np.asarray(thetas, dtype=np.float64)  # >= 0
+    h = math.exp(log_target / len(gaps))
+    for _ in range(100):
+        terms = gaps + h
+        excess = float(np.sum(np.log(terms))) - log_target  # >= 0 (up to rounding)
+        slope = float(np.sum(h / terms))  # d/dy of the left side, >= 1
+        step = excess / slope
+        if step <= 1e-15:
+            break
+        h *= math.exp(-step)
+    return th1 + h
 
 
 def _reorthogonalize(p, Q):
@@ -248,6 +538,6 @@ def _ritz(Uk, Vk, alphas, betas, k):
     dt, dev = Uk.dtype, Uk.device
     u = Uk[:, :k] @ P[:, 0].to(dtype=dt, device=dev)  # (m, k) @ (k,) -> (m,)
     v = Vk[:, :k] @ Qh[0].to(dtype=dt, device=dev)  # (n, k) @ (k,) -> (n,)
-    u = u / torch.linalg.vector_norm(u)
+    u = u / torch.linalg.vector_norm(u).clamp_min(torch.finfo(dt).tiny)
     v = v / torch.linalg.vector_norm(v)
     return float(S[0]), u, v, float(resid)
