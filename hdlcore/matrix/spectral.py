@@ -174,7 +174,10 @@ def sigma_max(
       for ``k`` steps, so :math:`\\lambda_1 \\le \\theta_1/(1-\\varepsilon_k)` with
       :math:`\\varepsilon_k = (\\ln(1.648\\sqrt{n}/\\delta_k)/(2k-1))^2`; it is checked at
       ``J`` steps on a geometric grid, with :math:`\\delta_k = \\delta/(2J)` (a union bound). The
-      steps it needs grow like :math:`\\ln(1.648\\sqrt n/\\delta)/(2\\sqrt\\varepsilon)`.
+      steps it needs grow like :math:`\\ln(1.648\\sqrt n/\\delta)/(2\\sqrt\\varepsilon)`. The
+      theorem is stated for positive definite matrices; a singular Gram matrix is the limit of
+      :math:`A^\\top A + tI` (same Krylov spaces, Ritz values shifted by ``t``), and Fatou's lemma
+      carries the bound over.
     - a posteriori (the Lanczos polynomial): with :math:`p_k(x) = \\det(xI - T_k)` and
       :math:`\\gamma_1 = x_1^\\top v_1`, :math:`p_k(A^\\top A)v_1 = \\prod_j \\beta'_j\\,v_{k+1}`
       (:math:`\\beta'_j = \\alpha_j\\beta_j`, the off-diagonal of :math:`T_k`), hence
