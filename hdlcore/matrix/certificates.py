@@ -178,7 +178,7 @@ def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: flo
         ``"l1"``, ``"l2"``, ``"l1+"``, ``"l2+"`` (see :mod:`hdlcore.matrix.norms`).
     method : {"auto", "exact", "probabilistic", "krylov"}
         How :math:`\\sigma_1` is computed for l2/l2 (see :func:`hdlcore.sigma_max`; "auto": a
-        full SVD up to 2000 x 2000, the probabilistic bound above).
+        full SVD up to 1000 x 1000, the probabilistic bound above).
     tol : float
         Lanczos tolerance, relative to the value: on the Ritz residual (krylov), on the width of
         the bracket (probabilistic).
@@ -261,7 +261,7 @@ def certify(
     tol : float, optional
         Relative accuracy for ``is_global`` (default 1e-6 for float64 data, 1e-4 for float32).
     method : {"auto", "exact", "probabilistic", "krylov"}
-        How :math:`\\sigma_1(R)` is computed for l2/l2: "auto" is a full SVD up to 2000 x 2000
+        How :math:`\\sigma_1(R)` is computed for l2/l2: "auto" is a full SVD up to 1000 x 1000
         (:data:`hdlcore.matrix.spectral.EXACT_SIZE_LIMIT`) and "probabilistic" above, which runs
         Lanczos from a uniformly random start until its upper bound decides ``is_global`` (or
         refutes it); "krylov" is evidence only.

@@ -84,7 +84,7 @@ def grow(
         Total budget of descent sweeps.
     polar_method : {"auto", "exact", "probabilistic", "krylov"}
         How the final certificate computes :math:`\\sigma_1` (see :func:`hdlcore.certify`: "auto"
-        is a full SVD up to 2000 x 2000 and the probabilistic bound above; growth steps use a
+        is a full SVD up to 1000 x 1000 and the probabilistic bound above; growth steps use a
         full SVD below 64 x 64 and Lanczos above).
     rng : numpy Generator, int or None
         Lanczos start vectors.

@@ -41,14 +41,20 @@ __all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT", "METHODS"]
 #: The ways to compute sigma_1, as accepted by every function that certifies.
 METHODS = ("auto", "exact", "probabilistic", "krylov")
 
-#: ``method="auto"`` uses a full SVD when ``m * n * min(m, n)`` is at most this, and the
-#: probabilistic bound above. Measured by ``benchmarks/bench_certificates.py`` on the project's
-#: 2-core CPU (one thread, interleaved medians; benchmarks/results/bench_certificates.json):
-#: proving sigma_1 <= (1 + 1e-4) sigma_1 on flat-top spectra, the full SVD (values only) takes
-#: 0.05 / 0.25 / 0.8 / 3 s at n = 400 / 700 / 1000 / 1500 and the probabilistic run 0.4-0.7 /
-#: 0.7-1.5 / 1.4-2.3 / 2.4-5.8 s (165-340 steps); they cross between n = 1500 and 2000. Below
-#: the crossing the SVD also gives a proof without a failure probability. Not measured on a GPU.
-EXACT_SIZE_LIMIT = 2000**3
+#: ``method="auto"`` uses a full SVD when ``m * n * min(m, n)`` is at most this (1000 x 1000), and
+#: the probabilistic bound above: exact while the SVD is cheap relative to the solve. Measured by
+#: ``benchmarks/bench_certificates.py`` on the project's 2-core CPU (one thread, load average ~11,
+#: medians of 3 interleaved runs; benchmarks/results/certificates*.json). Certifying grow's optimum
+#: of the completion problems of bench_completion.py, n = 400 / 700 / 1000 / 1500 / 2000: full SVD
+#: 0.09 / 0.31 / 1.0 / 4.4 / 12.9 s (0.27 / 0.38 / 0.54 / 0.80 / 1.66 times grow's own time),
+#: probabilistic (delta = 1e-9, 26-29 Lanczos steps) 0.06 / 0.13 / 0.27 / 0.63 / 0.94 s. On the hard
+#: case, synthetic flat-top spectra (20 values within 1e-3, bulk up to 0.9 or 0.99; 180-400 steps to
+#: prove sigma_1 <= (1 + 1e-6) sigma_1): SVD 0.19 / 0.5-1.1 / 2.6-3.1 / 8.6-15 / 48-52 s at
+#: n = 700 / 1000 / 1500 / 2000 / 3000, probabilistic 0.33-0.56 / 0.68-3.3 / 2.1-6.2 / 7.5-9.9 /
+#: 14-25 s. So above 1000 x 1000 the SVD costs more than half the solve, the probabilistic run is
+#: 7-14 times cheaper on real residuals, and at most 2.4 times dearer on the adversarial spectra.
+#: Not measured on a GPU.
+EXACT_SIZE_LIMIT = 1000**3
 
 #: Kuczyński-Woźniakowski's constant: P[theta_1 < (1 - eps) lambda_1] <= 1.648 sqrt(n) e^{-(2k-1) sqrt(eps)}.
 KW_CONSTANT = 1.648
@@ -134,7 +140,7 @@ def sigma_max(
     ----------
     A : (m, n) array or tensor
     method : {"auto", "exact", "probabilistic", "krylov"}
-        ``"auto"`` is exact while ``m * n * min(m, n) <= EXACT_SIZE_LIMIT`` (2000 x 2000), and
+        ``"auto"`` is exact while ``m * n * min(m, n) <= EXACT_SIZE_LIMIT`` (1000 x 1000), and
         probabilistic above.
     tol : float
         krylov: stop when the top Ritz residual is at most ``tol * value``. probabilistic: stop
