@@ -368,9 +368,9 @@ def _probabilistic(A, *, delta: float, threshold: float | None, tol: float, max_
     v = torch.as_tensor(rng.standard_normal(no), dtype=A.dtype, device=A.device)  # uniform direction
     gkl = _Bidiagonalization(op, v, k_max)
     t = start_threshold(no, delta / 2)
-    kw_steps = kw_schedule(k_max)
-    delta_kw = delta / 2 / len(kw_steps)
-    kw_steps = set(kw_steps)
+    schedule = kw_schedule(k_max)
+    delta_kw = delta / 2 / len(schedule)
+    kw_steps = set(schedule)
     log_prod = 0.0  # log prod_j alpha_j beta_j = log ||p_k(A^T A) v_1||
     lam_kw = lam_poly = math.inf
     value = upper = 0.0
