@@ -156,8 +156,10 @@ class Certificate:
                 f"or the point is not stationary; proven{chance} F(U, V) - F* <= {self.bound:.3g}")
 
     def __str__(self) -> str:
+        how = (f"with probability >= 1 - {self.failure_probability:.3g}" if self.failure_probability > 0
+               else "proven")
         return (f"Certificate ({self.norms}, size {self.size}): polar {self.polar:.10g} "
-                f"[{self.polar_kind}], proven polar <= {self.polar_upper:.10g}\n"
+                f"[{self.polar_kind}], {how} polar <= {self.polar_upper:.10g}\n"
                 f"  objective {self.objective:.12g}, Euler residual {self.euler_residual:.2e}\n"
                 f"  is_global={self.is_global} (tol {self.tol:g}): {self.proves}\n"
                 f"  polar computed by: {self.basis}")
