@@ -9,9 +9,9 @@ are imported under ``TYPE_CHECKING`` for editors and type checkers.
 
 The layout follows the book: :mod:`hdlcore.homogeneity` (Chapter 2), :mod:`hdlcore.matrix`
 (Chapter 3), :mod:`hdlcore.networks` (Chapter 4), :mod:`hdlcore.dropout` (Chapter 5), with
-:mod:`hdlcore.motivation` (Chapter 1), :mod:`hdlcore.data`, :mod:`hdlcore.notebook` and
-:mod:`hdlcore.plotting` beside them. ``hd.grow`` and ``hd.matrix.grow`` are the same function
-(defined in :mod:`hdlcore.matrix.meta`).
+:mod:`hdlcore.motivation` (Chapter 1), :mod:`hdlcore.data`, :mod:`hdlcore.notebook`,
+:mod:`hdlcore.plotting` and :mod:`hdlcore.tables` beside them. ``hd.grow`` and ``hd.matrix.grow``
+are the same function (defined in :mod:`hdlcore.matrix.meta`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "check": "notebook",
     "check_all": "notebook",
     "setup": "notebook",
+    "Table": "tables",
+    "table": "tables",
     # data made by the code or shipped in a package (several chapters)
     "low_rank_matrix": "data",
     "random_mask": "data",
@@ -118,10 +120,21 @@ _SUBMODULES = {
     "networks",
     "notebook",
     "plotting",
+    "tables",
 }
 
 if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test keeps it in step)
-    from . import data, dropout, homogeneity, matrix, motivation, networks, notebook, plotting
+    from . import (
+        data,
+        dropout,
+        homogeneity,
+        matrix,
+        motivation,
+        networks,
+        notebook,
+        plotting,
+        tables,
+    )
     from ._validation import (
         ConvergenceWarning,
         HypothesisWarning,
@@ -252,6 +265,10 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
         check_all,
         setup,
     )
+    from .tables import (
+        Table,
+        table,
+    )
 
 # Spelled out so that tools see it; a test checks it equals the export map plus the subpackages.
 __all__ = [
@@ -275,6 +292,7 @@ __all__ = [
     "ParallelSubnetworks",
     "PatternFitResult",
     "PolarResult",
+    "Table",
     "TrainResult",
     "__version__",
     "activation_patterns_2d",
@@ -335,6 +353,8 @@ __all__ = [
     "solve_factorized",
     "squared_nuclear_shrinkage",
     "subnetwork_regularizer",
+    "table",
+    "tables",
     "train",
     "train_dropout",
     "train_many",

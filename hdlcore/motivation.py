@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ __all__ = [
     "preactivations",
 ]
 
-_ACTIVATIONS = ("relu", "sigmoid", "tanh")
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 
 
 def scalar_objective(u, v, y: float, lam: float = 0.0):
@@ -65,22 +66,42 @@ def scalar_hessian(u: float, v: float, y: float, lam: float = 0.0) -> np.ndarray
 def mlp(
     widths: Sequence[int],
     *,
-    activation: str = "relu",
-    bias: bool = True,
+    activation: str | Callable[[], Any] = "relu",
+    bias: bool | str = True,
     gain: float = 1.0,
     generator=None,
 ):
     """A fully connected network ``widths[0] -> ... -> widths[-1]`` (torch ``nn.Sequential``).
 
-    The activation follows every layer but the last. Weights use PyTorch's default
-    initialization, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, times ``gain`` (``gain = sqrt(6)``
-    is He's initialization), drawn from ``generator`` (a ``torch.Generator``); float64.
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer sizes, input first: ``K = len(widths) - 1`` weight layers.
+    activation : {"relu", "sigmoid", "tanh", "gelu"} or callable
+        Follows every layer but the last; a callable is called once per layer and must return
+        a torch module (a class such as ``torch.nn.LeakyReLU`` or
+        :class:`hdlcore.homogeneity.zoo.Square`).
+    bias : bool or "first"
+        Biases in every layer, in none (the positively homogeneous network of Chapter 2), or
+        in the first layer only (still homogeneous of degree ``K`` in all parameters jointly).
+    gain : float
+        Multiplies the weights' initialization range.
+    generator : torch.Generator, optional
+        Source of the initial weights.
+
+    Notes
+    -----
+    Weights use PyTorch's default initialization, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, times
+    ``gain`` (``gain = sqrt(6)`` is He's initialization), drawn from ``generator``; float64.
+    Used in Chapters 1 and 2.
 
     Examples
     --------
     >>> net = mlp([1, 8, 1])
     >>> sum(p.numel() for p in net.parameters())
     25
+    >>> [m.bias is not None for m in mlp([2, 4, 4, 1], bias="first")[::2]]
+    [True, False, False]
     """
     import torch
     from torch import nn
@@ -88,20 +109,32 @@ def mlp(
     widths = [check_scalar(w, "widths", "mlp", kind="int", ge=1) for w in widths]
     if len(widths) < 2:
         raise param_error("widths", "mlp", "a sequence of at least two layer sizes", widths)
-    check_choice(activation, "activation", "mlp", _ACTIVATIONS)
+    if isinstance(activation, str):
+        check_choice(activation, "activation", "mlp", _ACTIVATIONS)
+        act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
+    elif callable(activation):
+        act = activation
+    else:
+        raise param_error("activation", "mlp", f"one of {', '.join(map(repr, _ACTIVATIONS))} or a "
+                          "callable returning a torch module", activation, TypeError)
+    check_choice(bias, "bias", "mlp", (True, False, "first"))
     gain = check_scalar(gain, "gain", "mlp", gt=0)
-    act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[activation]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layer = nn.Linear(a, b, bias=bias, dtype=torch.float64)
+        has_bias = bias is True or (bias == "first" and i == 0)
+        layer = nn.Linear(a, b, bias=has_bias, dtype=torch.float64)
         bound = 1 / np.sqrt(a)  # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
         with torch.no_grad():
             layer.weight.uniform_(-gain * bound, gain * bound, generator=generator)
-            if bias:
+            if has_bias:
                 layer.bias.uniform_(-bound, bound, generator=generator)
         layers.append(layer)
         if i < len(widths) - 2:
-            layers.append(act())
+            module = act()
+            if not isinstance(module, nn.Module):
+                raise param_error("activation", "mlp", "a callable returning a torch module", module,
+                                  TypeError)
+            layers.append(module)
     return nn.Sequential(*layers)
 
 

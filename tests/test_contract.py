@@ -136,6 +136,9 @@ CONTRACT: dict[str, Spec] = {
     "check_all": Spec(lambda c: dict(claim="two conditions", id="contract-check-all",
                                      parts={"small": (0.5, {"le": 1.0}), "true": True}), out=_none),
     "setup": Spec(lambda c: dict(seed=0, quiet=True), scalars={"seed": (-1, 0.5)}, out=_none),
+    "table": Spec(lambda c: dict(rows=[["ReLU", 1.0]], header=["entry", "degree"]),
+                  scalars={"digits": (0, 1.5)}, out=_none),
+    "Table": Spec(returned_by="table"),
     # data
     "low_rank_matrix": Spec(lambda c: dict(m=4, n=3, rank=2, rng=0), scalars={"noise": (-1.0, NAN)},
                             sizes={"m": 10**12, "n": 10**12}, out=lambda r: list(r)),

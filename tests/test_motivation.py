@@ -94,7 +94,7 @@ def test_fit_decreases_the_loss_and_validates():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"widths": [3]}, "at least two layer sizes"), ({"widths": [3, 0]}, "an int >= 1"),
-     ({"widths": [2, 2], "activation": "gelu"}, "'activation' parameter of mlp"),
+     ({"widths": [2, 2], "activation": "swish"}, "'activation' parameter of mlp"),
      ({"widths": [2, 2], "gain": -1.0}, "'gain' parameter of mlp")],
 )
 def test_mlp_errors(kwargs, match):
