@@ -109,6 +109,7 @@ def mlp(
     widths = [check_scalar(w, "widths", "mlp", kind="int", ge=1) for w in widths]
     if len(widths) < 2:
         raise param_error("widths", "mlp", "a sequence of at least two layer sizes", widths)
+    act: Callable[[], Any]
     if isinstance(activation, str):
         check_choice(activation, "activation", "mlp", _ACTIVATIONS)
         act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
