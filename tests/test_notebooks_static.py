@@ -65,3 +65,48 @@ def test_bootstrap_cell_names_the_configured_repository():
     url, branch = notebooks.repository()
     assert url.startswith("https://github.com/")
     assert f"git+{url}@{branch}" in notebooks.bootstrap_source()
+
+
+def _old_shape_notebook(path: Path) -> None:
+    """A chapter as `fix` wrote it before: bootstrap first, then the title; one long line."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("try:\n    import hdlcore\nexcept ImportError:\n"
+                                  "    %pip install hdlcore", metadata={"tags": ["hide-cell"]}),
+        nbformat.v4.new_markdown_cell("# A chapter\n\nIts introduction."),
+        nbformat.v4.new_code_cell("import hdlcore as hd\n\nrng, device = hd.notebook.setup(seed=0)",
+                                  execution_count=3),
+        nbformat.v4.new_code_cell("value = hd.notebook.check('a claim that is long enough to be "
+                                  "wrapped', 1.0, id='x-claim', le=2.0, and_more=[1, 2, 3, 4, 5])"),
+    ]
+    nbformat.write(nb, path)
+
+
+def test_fix_puts_the_bootstrap_cell_after_the_title(tmp_path):
+    path = tmp_path / "99_chapter.ipynb"
+    _old_shape_notebook(path)
+    assert any("the first cell is not a markdown cell" in p for p in notebooks.problems(path))
+    notebooks.fix(path)
+    assert notebooks.problems(path) == []
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.cell_type for c in cells] == ["markdown", "code", "code", "code"]
+    assert cells[0].source.startswith("# A chapter")
+    assert cells[1].source == notebooks.bootstrap_source()
+    assert cells[1].metadata["tags"] == ["hide-cell"]
+    before = path.read_text()
+    notebooks.fix(path)  # idempotent: a second fix changes nothing
+    assert path.read_text() == before
+
+
+def test_fix_formats_code_to_the_column_width(tmp_path):
+    path = tmp_path / "99_chapter.ipynb"
+    _old_shape_notebook(path)
+    notebooks.fix(path)
+    code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert "\n" in code[-1], "the long call was not wrapped"
+    width = notebooks.NOTEBOOK_LINE_LENGTH
+    assert max(len(line) for src in code for line in src.splitlines()) <= width
+
+
+def test_bootstrap_lines_fit_the_column():
+    assert max(map(len, notebooks.bootstrap_source().splitlines())) <= notebooks.NOTEBOOK_LINE_LENGTH

@@ -4,10 +4,13 @@
     python tools/notebooks.py check                    # report problems (exit 1 if any)
     python tools/notebooks.py from-py SRC.py DEST.ipynb   # jupytext percent script -> notebook
 
-Every chapter opens with the Colab bootstrap cell rendered from ``_config.yml``'s repository
-URL (the one place that names the repository), then a setup cell that calls
-``hd.notebook.setup``; it is stored without outputs. ``tests/test_notebooks_static.py`` runs the
-same checks.
+Every chapter opens with its title (a markdown cell starting with ``# ``), then the Colab
+bootstrap cell rendered from ``_config.yml``'s repository URL (the one place that names the
+repository), hidden behind a toggle, then a setup cell that calls ``hd.notebook.setup``; it is
+stored without outputs. The bootstrap cell follows the title so that the site shows the title
+first and the toggle below it; on Colab it still runs before any other code. Code cells are
+formatted to :data:`NOTEBOOK_LINE_LENGTH` characters, the width of the book's code column.
+``tests/test_notebooks_static.py`` runs the same checks.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 BOOTSTRAP = """\
-# Colab or a fresh environment: use the installed hdlcore, or install it from the repository.
-# Only what is missing is installed: torch and numpy already present are never reinstalled.
+# Colab or a fresh environment: use the installed hdlcore, or install it
+# from the repository. Only what is missing is installed: torch and numpy
+# already present are never reinstalled.
 try:
     import hdlcore  # noqa: F401
 except ImportError:
-    %pip install --quiet "hdlcore[book] @ git+{url}@{branch}\""""
+    %pip install --quiet \\
+        "hdlcore[book] @ git+{url}@{branch}\""""
 
 KEEP_CELL_METADATA = {"tags", "mystnb"}
 
@@ -45,6 +50,16 @@ def bootstrap_source() -> str:
     return BOOTSTRAP.format(url=url, branch=branch)
 
 
+def is_bootstrap(cell) -> bool:
+    """Whether a cell is a bootstrap cell (any version of it)."""
+    return cell.cell_type == "code" and "import hdlcore" in cell.source and "%pip" in cell.source
+
+
+def is_title(cell) -> bool:
+    """Whether a cell is a markdown cell that opens with the page's title (``# ...``)."""
+    return cell.cell_type == "markdown" and re.match(r"#\s+\S", cell.source.lstrip()) is not None
+
+
 def chapters() -> list[Path]:
     return sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -54,12 +69,20 @@ def problems(path: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     out = []
     cells = nb.cells
-    if len(cells) < 2:
-        return [f"{path.name}: fewer than two cells"]
-    if cells[0].cell_type != "code" or cells[0].source.strip() != bootstrap_source().strip():
-        out.append(f"{path.name}: the first cell is not the bootstrap cell "
+    if len(cells) < 3:
+        return [f"{path.name}: fewer than three cells"]
+    if not is_title(cells[0]):
+        out.append(f"{path.name}: the first cell is not a markdown cell opening with the "
+                   "chapter's title ('# ...')")
+    boot = cells[1]
+    if boot.cell_type != "code" or boot.source.strip() != bootstrap_source().strip():
+        out.append(f"{path.name}: the cell after the title is not the bootstrap cell "
                    "(run: python tools/notebooks.py fix)")
-    setup_cell = next((c for c in cells[1:] if c.cell_type == "code"), None)
+    elif boot.metadata.get("tags") != ["hide-cell"]:
+        out.append(f"{path.name}: the bootstrap cell is not tagged hide-cell")
+    if sum(is_bootstrap(c) for c in cells) > 1:
+        out.append(f"{path.name}: more than one bootstrap cell")
+    setup_cell = next((c for c in cells[2:] if c.cell_type == "code"), None)
     if setup_cell is None or not re.search(r"hd\.notebook\.setup\(", setup_cell.source):
         out.append(f"{path.name}: the first code cell after the bootstrap does not call "
                    "hd.notebook.setup(...)")
@@ -74,15 +97,13 @@ def problems(path: Path) -> list[str]:
 
 
 def fix(path: Path) -> None:
-    """Write the canonical bootstrap cell and strip outputs and volatile metadata."""
+    """Write the canonical bootstrap cell right after the title, strip outputs and volatile
+    metadata, and format the code to the column's width."""
     nb = nbformat.read(path, as_version=4)
     boot = nbformat.v4.new_code_cell(bootstrap_source(), metadata={"tags": ["hide-cell"]})
-    first = nb.cells[0] if nb.cells else None
-    if first is not None and first.cell_type == "code" and "import hdlcore" in first.source \
-            and "%pip" in first.source:
-        nb.cells[0] = boot
-    else:
-        nb.cells.insert(0, boot)
+    nb.cells = [c for c in nb.cells if not is_bootstrap(c)]
+    title = next((i for i, c in enumerate(nb.cells) if is_title(c)), None)
+    nb.cells.insert(0 if title is None else title + 1, boot)
     for cell in nb.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEEP_CELL_METADATA}
         if cell.cell_type == "code":
@@ -101,7 +122,10 @@ def fix(path: Path) -> None:
 
 
 #: Code in the book is read in a narrow column: format it shorter than the library's code.
-NOTEBOOK_LINE_LENGTH = 88
+#: At 1400 px the site's code column holds 85 characters of its monospace font (750 px wide,
+#: 16 px padding each side, 8.43 px a character, measured in Chromium); tests/test_site.py
+#: checks that no code line needs a sideways scroll.
+NOTEBOOK_LINE_LENGTH = 84
 
 
 def _format_code(path: Path) -> None:
