@@ -78,6 +78,8 @@ def _old_shape_notebook(path: Path) -> None:
                                   execution_count=3),
         nbformat.v4.new_code_cell("value = hd.notebook.check('a claim that is long enough to be "
                                   "wrapped', 1.0, id='x-claim', le=2.0, and_more=[1, 2, 3, 4, 5])"),
+        nbformat.v4.new_code_cell(f"print(f'a printed line of {'much ' * 20}text, x = {{x:.3f}}, "
+                                  "and the end')"),
     ]
     nbformat.write(nb, path)
 
@@ -89,7 +91,7 @@ def test_fix_puts_the_bootstrap_cell_after_the_title(tmp_path):
     notebooks.fix(path)
     assert notebooks.problems(path) == []
     cells = nbformat.read(path, as_version=4).cells
-    assert [c.cell_type for c in cells] == ["markdown", "code", "code", "code"]
+    assert [c.cell_type for c in cells] == ["markdown", "code", "code", "code", "code"]
     assert cells[0].source.startswith("# A chapter")
     assert cells[1].source == notebooks.bootstrap_source()
     assert cells[1].metadata["tags"] == ["hide-cell"]
@@ -103,9 +105,14 @@ def test_fix_formats_code_to_the_column_width(tmp_path):
     _old_shape_notebook(path)
     notebooks.fix(path)
     code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-    assert "\n" in code[-1], "the long call was not wrapped"
+    assert "\n" in code[-2], "the long call was not wrapped"
     width = notebooks.NOTEBOOK_LINE_LENGTH
     assert max(len(line) for src in code for line in src.splitlines()) <= width
+    # the long f-string was split by implicit concatenation: the same string when run
+    printed = code[-1]
+    assert sum(line.strip().startswith(('"', 'f"')) for line in printed.splitlines()) >= 2
+    assert eval(printed.replace("print(", "(", 1), {"x": 1.0}) == (  # noqa: S307
+        f"a printed line of {'much ' * 20}text, x = 1.000, and the end")
 
 
 def test_bootstrap_lines_fit_the_column():

@@ -129,11 +129,41 @@ NOTEBOOK_LINE_LENGTH = 84
 
 
 def _format_code(path: Path) -> None:
-    """Format the notebook's code cells with ruff (skipped if ruff is not installed)."""
+    """Format the notebook's code cells to :data:`NOTEBOOK_LINE_LENGTH`: first black splits the
+    string literals that are too long (implicit concatenation; black checks that the code's
+    AST is unchanged), then ruff formats everything in the book's style. Each step is skipped
+    if its tool is not installed."""
+    _split_long_strings(path)
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff:
         subprocess.run([ruff, "format", "--quiet", f"--line-length={NOTEBOOK_LINE_LENGTH}", str(path)],
                        check=True)
+
+
+def _split_long_strings(path: Path) -> None:
+    """Split string literals longer than the column with black's string processing (cells
+    with IPython magics, which black cannot parse, are left alone)."""
+    try:
+        import black
+    except ImportError:
+        return
+    mode = black.Mode(line_length=NOTEBOOK_LINE_LENGTH, preview=True,
+                      enabled_features={black.Preview.string_processing})
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not any(len(line) > NOTEBOOK_LINE_LENGTH
+                                                for line in cell.source.splitlines()):
+            continue
+        try:
+            new = black.format_str(cell.source, mode=mode).rstrip("\n")
+        except black.parsing.InvalidInput:
+            continue
+        black.assert_equivalent(cell.source, new)
+        if new != cell.source:
+            cell.source, changed = new, True
+    if changed:
+        nbformat.write(nb, path)
 
 
 def _cell_id(path: Path, index: int) -> str:
