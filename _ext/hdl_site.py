@@ -194,6 +194,7 @@ class ReproducibilityDirective(SphinxDirective):
     has_content = False
 
     def run(self):
+        self.env.hdl_repro_docs = getattr(self.env, "hdl_repro_docs", set()) | {self.env.docname}
         node = reproducibility_placeholder(docname=self.env.docname)
         self.set_source_info(node)
         return [node]
@@ -527,11 +528,15 @@ def plots(path: Path, data) -> list[nodes.figure]:
 
 
 def _env_get_outdated(app, env, added, changed, removed) -> list[str]:
-    """Re-read the page that lists benchmarks when a result file appears or disappears."""
+    """Re-read the page that lists benchmarks when a result file appears or disappears, and
+    the reproducibility page whenever any page is read again (a chapter may be re-executed)."""
+    out: set[str] = set()
     now = [str(p) for p in benchmark_files(Path(app.srcdir))]
     if getattr(env, "hdl_bench_files", None) not in (None, now):
-        return [d for d in getattr(env, "hdl_bench_docs", set()) if d in env.found_docs]
-    return []
+        out |= getattr(env, "hdl_bench_docs", set())
+    if added or changed or removed:
+        out |= getattr(env, "hdl_repro_docs", set())
+    return sorted(d for d in out if d in env.found_docs)
 
 
 def _doctree_resolved(app, doctree, fromdoc) -> None:
