@@ -312,7 +312,9 @@ def test_performance_page_shows_every_result_file(site):
         text = section.get_text(" ")
         assert "Reproduce it:" in text and section.find("table") is not None, path.name
         data = json.loads(path.read_text())
-        named = [v for v in (data.get("info", {}).get("device_name"), data.get("device"), data.get("name"))
+        data = data if isinstance(data, dict) else {}
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        named = [v for v in (info.get("device_name"), data.get("device"), data.get("name"))
                  if isinstance(v, str) and v.startswith("NVIDIA")]
         if kind == "gpu" and named:
             assert named[0] in text, f"{path.name}: the GPU is not named"
