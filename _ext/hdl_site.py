@@ -429,8 +429,15 @@ def render_result(document, root: Path, path: Path) -> nodes.section:
                   nodes.strong(text=device_for(path, data)), ".")
     section += lines
     command = command_for(root, path, data)
-    section += _para("Reproduce it: ", nodes.literal(text=command) if command
-                     else nodes.emphasis(text="the JSON records no command and no script matches its name"))
+    recorded = isinstance(data, dict) and isinstance(data.get("command"), str)
+    reproduce = _para("Reproduce it: ", nodes.literal(text=command) if command
+                      else nodes.emphasis(text="the JSON records no command and no script "
+                                               "matches its name"))
+    if command and not recorded:
+        reproduce += nodes.Text(" (derived from the file's name and the options its JSON "
+                                "records; the JSON has no command line, so check the script's "
+                                "--help for other options that wrote it)")
+    section += reproduce
     if isinstance(data, dict):
         scalars = {k: v for k, v in data.items() if _is_scalar(v) and k != "command"}
         info = data.get("info")
