@@ -4,11 +4,11 @@ r"""The network problem of Chapter 4: data, model, loss, regularizer and their o
 
     f(W) = \ell\big(Y, \Phi_r(A; W)\big) + \lambda\,\Theta(W)
 
-Every public network function validates its arguments once, through :func:`prepare_network`,
+Every public network function validates its arguments once, through ``prepare_network``,
 into a frozen :class:`NetworkProblem` (tensors on the model's device and dtype, the loss, the
 regularizer, ``lam``, the matmul precision and the name of the function the user called); the
 internal loops (training, the last-layer step, the polars, the certificates, growth) take that
-object and trust it. :func:`objective_parts` is the one objective they all evaluate, and
+object and trust it. ``objective_parts`` is the one objective they all evaluate, and
 :func:`network_objective` exposes it.
 """
 
@@ -45,7 +45,7 @@ PRECISIONS = ("full", "tf32", "bf16")
 
 @dataclass(frozen=True)
 class NetworkProblem:
-    """A validated network problem; built by :func:`prepare_network`, trusted by the internal loops.
+    """A validated network problem; built by ``prepare_network``, trusted by the internal loops.
 
     ``A`` (N, d) and ``Y`` (N, C) are tensors on the model's device and dtype; ``func`` is the
     public function the user called (error and warning messages name it).
@@ -131,7 +131,7 @@ def objective_parts(prob: NetworkProblem, model: ParallelSubnetworks | None = No
 
 
 def objective_value(prob: NetworkProblem, model: ParallelSubnetworks | None = None) -> NetworkObjective:
-    """:func:`objective_parts` as floats, without autograd."""
+    """``objective_parts`` as floats, without autograd."""
     with torch.no_grad():
         value_t, reg_t = objective_parts(prob, model)
     value, reg = float(value_t), float(reg_t)
