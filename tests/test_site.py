@@ -25,7 +25,7 @@ PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapt
 CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
 REPO = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 #: Pages with no mathematics of their own.
-NO_MATH = {"claims", "ledger", "references", "performance", "reproducibility"}
+NO_MATH = {"claims", "ledger", "references", "performance", "reproducibility", "library/index"}
 #: The generated back matter (tests below check what the build put on each).
 BACK_MATTER = ("performance", "reproducibility")
 #: The width at which the book is read (and at which code lines must fit their column).
