@@ -33,7 +33,11 @@ def one_thread_when_small(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         A = next((a for a in (*args, *kwargs.values()) if hasattr(a, "shape")), None)
-        if is_tensor(A):
+        if type(A).__module__.startswith("scipy.sparse") or (is_tensor(A) and A.layout != torch.strided):
+            # Sparse data (hdlcore.matrix.sparse): its products run on one thread (scipy) or on the GPU,
+            # and the tensors torch works on are the (m + n) x r factors.
+            n = auto_threads("matrix", sum(A.shape), A.device.type if is_tensor(A) else "cpu")
+        elif is_tensor(A):
             n = auto_threads("matrix", A.numel(), A.device.type)
         else:
             n = auto_threads("matrix", getattr(A, "size", float("inf")))

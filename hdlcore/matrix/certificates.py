@@ -40,6 +40,8 @@ import numpy as np
 from .._backend import Array
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
+from . import sparse
+from .distributed import collective
 from .norms import PolarResult, norm_pair
 from .problem import factors, prepare, tolerance
 from .spectral import METHODS
@@ -173,7 +175,7 @@ def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: flo
 
     Parameters
     ----------
-    Z : (m, n) array or tensor
+    Z : (m, n) array or tensor, or a sparse matrix (zeros off its stored entries)
         Usually :math:`-\\nabla\\ell(UV^\\top)/\\lambda`.
     norms : pair of str
         The column norms of :math:`\\theta(u, v) = \\lVert u\\rVert_a\\lVert v\\rVert_b`, each of
@@ -220,17 +222,26 @@ def polar(Z: Array, norms: Any = ("l2", "l2"), *, method: str = "auto", tol: flo
     (3.0, 3.0)
     """
     func = "polar"
-    Z = check_array(Z, "Z", func, ndim=2)
     pair = norm_pair(norms, func)
+    if sparse.is_sparse(Z):  # zeros off the stored entries; never made dense unless small
+        Zs, back = sparse.matrix(Z, "Z", func)
+    else:
+        Z = check_array(Z, "Z", func, ndim=2)
     method = check_choice(method, "method", func, METHODS)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
     starts = check_scalar(starts, "starts", func, kind="int", ge=1)
     rng = check_rng(rng, "rng", func)
     failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    if sparse.is_sparse(Z):
+        res = pair._polar(Zs, method=method, tol=tol, starts=starts, rng=rng,
+                          failure_probability=failure_probability)
+        return PolarResult(res.value, back(res.u), back(res.v), res.kind, res.upper, res.detail,
+                           res.failure_probability)
     return pair.polar(Z, method=method, tol=tol, starts=starts, rng=rng,
                       failure_probability=failure_probability)
 
 
+@collective
 @one_thread_when_small
 def certify(
     Y: Array,
@@ -245,13 +256,16 @@ def certify(
     lanczos_tol: float = 1e-10,
     rng: np.random.Generator | int | None = None,
     failure_probability: float = 1e-9,
+    group: Any = None,
 ) -> Certificate:
     """Certify a point :math:`(U, V)` of any method: polar test, Euler gap, suboptimality bound.
 
     Parameters
     ----------
-    Y : (m, n) array or tensor
-        Data (entries where ``mask`` is False are ignored, but must be finite).
+    Y : (m, n) array or tensor, or a sparse matrix
+        Data (entries where ``mask`` is False are ignored, but must be finite). A sparse matrix
+        lists the observed entries (``mask`` must be None; see :mod:`hdlcore.matrix.sparse`); with
+        ``group``, this process's share of them.
     U, V : (m, r) and (n, r) arrays or tensors
         The factors, :math:`X = UV^\\top` (``r = 0`` is allowed: the point ``X = 0``).
     lam : float
@@ -275,6 +289,9 @@ def certify(
     failure_probability : float
         ``delta``: a probabilistic certificate's claims fail with probability at most this, over
         the random start (default 1e-9).
+    group : torch.distributed process group, optional
+        Certify together with the other processes of the group (see
+        :mod:`hdlcore.matrix.distributed`); every process gets the same certificate.
 
     Returns
     -------
@@ -311,7 +328,7 @@ def certify(
     (True, 1.0)
     """
     func = "certify"
-    prob, lam = prepare(Y, mask, lam, func)
+    prob, lam = prepare(Y, mask, lam, func, group)
     pair = norm_pair(norms, func)
     U, V = factors(prob, U, V, func, pair)
     tol = tolerance(tol, prob, func, 1e-6, 1e-4)
@@ -319,6 +336,8 @@ def certify(
     lanczos_tol = check_scalar(lanczos_tol, "lanczos_tol", func, gt=0, lt=1)
     rng = check_rng(rng, "rng", func)
     failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    rng = prob.agree(func, rng, lam=lam, norms=pair.name, U=U, V=V, tol=tol, method=method,
+                     lanczos_tol=lanczos_tol, failure_probability=failure_probability)
     return certificate(prob, U, V, lam, pair, tol=tol, method=method, lanczos_tol=lanczos_tol, rng=rng,
                        failure_probability=failure_probability)
 
@@ -329,16 +348,10 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
     import torch
 
     f64 = torch.float64
-    Y = prob.Y.to(f64)
+    prob = prob.astype(f64)  # dense, sparse or distributed: the same interface
     U64, V64 = U.to(f64), V.to(f64)
-    M = prob.Mf.to(f64) if prob.Mf is not None else None
-    if U64.shape[1] == 0:
-        R = Y.clone() if M is None else M * Y
-    else:
-        R = torch.addmm(Y, U64, V64.T, alpha=-1)  # Y - U V^T, (m, n)
-        if M is not None:
-            R.mul_(M)
-    loss = 0.5 * float(torch.sum(R * R))
+    R = prob.residual(U64, V64)  # M * (Y - U V^T)
+    loss = prob.loss(R)
     theta = pair._theta(U64, V64)  # (r,)
     Theta = float(theta.sum())
     objective = loss + lam * Theta
@@ -348,7 +361,7 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
     rng = rng if rng is not None else np.random.default_rng()
     # Weak duality: W = R / max(1, polar) is dual feasible (Omega°(W) <= lam), so
     # F* >= D(W) = <W, M*Y> - |W|^2 / 2. Both bounds below are valid; the smaller is kept.
-    RY = float(torch.sum(R * Y))
+    RY = prob.inner(R)
     R2 = 2 * loss
     scale = max(abs(objective), np.finfo(np.float64).tiny)
     # The largest polar at which the bound would prove: a probabilistic Lanczos run stops as

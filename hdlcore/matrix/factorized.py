@@ -28,16 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array
+from .._backend import Array, is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_size, param_error, warn_not_converged
+from . import sparse
 from .certificates import certificate
+from .distributed import collective
 from .norms import NormPair, norm_pair
 from .problem import MatrixResult, default_tol, descent_method, factors, prepare, solver_options
 
 __all__ = ["solve_factorized", "factorized_objective"]
 
 
+@collective
 @one_thread_when_small
 def solve_factorized(
     Y: Array,
@@ -54,13 +57,16 @@ def solve_factorized(
     certify: bool = True,
     polar_method: str = "auto",
     rng: np.random.Generator | int | None = None,
+    group: Any = None,
 ) -> MatrixResult:
     """Local descent on the factorized problem at a fixed size ``rank``.
 
     Parameters
     ----------
-    Y : (m, n) array or tensor
-        Data; entries where ``mask`` is False are ignored (they must still be finite).
+    Y : (m, n) array or tensor, or a sparse matrix
+        Data; entries where ``mask`` is False are ignored (they must still be finite). A
+        ``scipy.sparse`` matrix or torch sparse tensor lists the observed entries (``mask`` must
+        be None; see :mod:`hdlcore.matrix.sparse`); with ``group``, this process's share of them.
     lam : float
         :math:`\\lambda > 0`.
     rank : int
@@ -87,6 +93,9 @@ def solve_factorized(
         How the certificate computes :math:`\\sigma_1` (l2/l2).
     rng : numpy Generator, int or None
         Random start and Lanczos start vector.
+    group : torch.distributed process group, optional
+        Solve together with the other processes of the group, each passing a sparse ``Y`` of the
+        full shape with its share of the observed entries (see :mod:`hdlcore.matrix.distributed`).
 
     Returns
     -------
@@ -116,11 +125,13 @@ def solve_factorized(
     (12.5, True)
     """
     func = "solve_factorized"
-    prob, lam = prepare(Y, mask, lam, func)
+    prob, lam = prepare(Y, mask, lam, func, group)
     pair = norm_pair(norms, func)
     method = descent_method(method, pair, func)
     tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-12, 1e-6), max_iter,
                                                       polar_method, rng)
+    rng = prob.agree(func, rng, lam=lam, rank=rank, norms=pair.name, U0=U0, V0=V0, method=method, tol=tol,
+                     max_iter=max_iter, certify=certify, polar_method=polar_method)
     U, V = start_point(prob, pair, rank, U0, V0, rng, func)
     t0 = time.perf_counter()
     U, V, hist, converged, n_iter = descend(prob, pair, U, V, lam, method=method, tol=tol,
@@ -134,7 +145,7 @@ def solve_factorized(
                            method=polar_method, rng=rng)
     return MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
                         history=hist, converged=converged, certificate=cert, n_iter=n_iter, lam=lam,
-                        norms=pair.name, method=method)
+                        norms=pair.name, method=method, x_max_entries=prob.x_max_entries)
 
 
 @one_thread_when_small
@@ -174,7 +185,7 @@ def start_point(prob, pair: NormPair, rank, U0, V0, rng, func):
         U, V = factors(prob, U0, V0, func, pair, names=("U0", "V0"))
         return U.clone(), V.clone()
     rank = check_size(rank, "rank", func, ge=1, entries_per_unit=m + n)
-    scale = (float(torch.linalg.vector_norm(prob.Y)) / np.sqrt(m * n * rank)) ** 0.5
+    scale = (prob.y_norm() / np.sqrt(m * n * rank)) ** 0.5
     U = torch.as_tensor(scale * rng.standard_normal((m, rank)), dtype=prob.Y.dtype, device=prob.Y.device)
     V = torch.as_tensor(scale * rng.standard_normal((n, rank)), dtype=prob.Y.dtype, device=prob.Y.device)
     return (U.abs() if pair.u.nonneg else U), (V.abs() if pair.v.nonneg else V)
@@ -218,6 +229,8 @@ def _ridge_rows(Yt, Mf, V, lam, U_old):
 
     r = V.shape[1]
     eye = torch.eye(r, dtype=V.dtype, device=V.device)
+    if not is_tensor(Yt):  # observed entries of a sparse Y: the same solves, by blocks of rows
+        return sparse.ridge_rows(Yt, V, lam, U_old)
     B = Yt @ V  # (m, n) @ (n, r) -> (m, r)
     b2 = max(float((B * B).sum()), 1e-300)
     if Mf is None:
@@ -312,7 +325,7 @@ def _palm(prob, pair, U, V, lam, tol, max_iter, objectives, times, start):
         objectives.append(prob.loss(prob.Y))
         times.append(time.perf_counter() - start)
         return U, V, True, 0
-    ProbT = _Transposed(prob)
+    ProbT = prob.transposed() if hasattr(prob, "transposed") else _Transposed(prob)
     f = _objective(prob, pair, U, V, lam)
     U_old, V_old, t = U, V, 1.0
     calm, k = 0, 0

@@ -27,6 +27,7 @@ import numpy as np
 from .._runtime import one_thread_when_small
 from .._validation import check_scalar, warn_not_converged
 from .certificates import certificate
+from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
 from .problem import MatrixResult, descent_method, prepare, solver_options
@@ -39,6 +40,7 @@ _SMALL = 64
 _CLEAR = 0.1
 
 
+@collective
 @one_thread_when_small
 def grow(
     Y: Any,
@@ -55,13 +57,16 @@ def grow(
     polar_method: str = "auto",
     rng: np.random.Generator | int | None = None,
     failure_probability: float = 1e-9,
+    group: Any = None,
 ) -> MatrixResult:
     """Local descent + polar test + one more column, until the polar certifies a global optimum.
 
     Parameters
     ----------
-    Y : (m, n) array or tensor
-        Data; entries where ``mask`` is False are ignored (they must still be finite).
+    Y : (m, n) array or tensor, or a sparse matrix
+        Data; entries where ``mask`` is False are ignored (they must still be finite). A
+        ``scipy.sparse`` matrix or torch sparse tensor lists the observed entries (``mask`` must
+        be None; see :mod:`hdlcore.matrix.sparse`); with ``group``, this process's share of them.
     lam : float
         :math:`\\lambda > 0`.
     mask : (m, n) bool array, optional
@@ -90,6 +95,9 @@ def grow(
         Lanczos start vectors.
     failure_probability : float
         ``delta`` of a probabilistic final certificate (default 1e-9).
+    group : torch.distributed process group, optional
+        Grow together with the other processes of the group, each passing a sparse ``Y`` of the
+        full shape with its share of the observed entries (see :mod:`hdlcore.matrix.distributed`).
 
     Returns
     -------
@@ -123,7 +131,7 @@ def grow(
     (2, 12.5, True)
     """
     func = "grow"
-    prob, lam = prepare(Y, mask, lam, func)
+    prob, lam = prepare(Y, mask, lam, func, group)
     pair = norm_pair(norms, func)
     m, n = prob.shape
     method = descent_method(method, pair, func)
@@ -132,6 +140,9 @@ def grow(
     default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
     max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
     failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
+    rng = prob.agree(func, rng, lam=lam, norms=pair.name, U0=U0, V0=V0, tol=tol, max_size=max_size,
+                     method=method, max_iter=max_iter, polar_method=polar_method,
+                     failure_probability=failure_probability)
     import torch
 
     if U0 is None and V0 is None:
@@ -217,7 +228,7 @@ def grow(
     hist["sweep_time"] = np.asarray(sweep_time)
     return MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
                         history=hist, converged=converged, certificate=cert, n_iter=sweeps, lam=lam,
-                        norms=pair.name, method=f"grow ({method})")
+                        norms=pair.name, method=f"grow ({method})", x_max_entries=prob.x_max_entries)
 
 
 def _overlap(U, V, pol) -> float:
@@ -238,7 +249,7 @@ def _append(prob, pair, U, V, R, pol, lam):
     """Append the polar maximizer's column at the exact line-search scale."""
     import torch
 
-    u, v = pol.u.to(R), pol.v.to(R)  # theta(u, v) = 1
+    u, v = (x.to(dtype=R.dtype, device=R.device) for x in (pol.u, pol.v))  # theta(u, v) = 1
     a = float(u @ (R @ v))  # <R, u v^T> = lam * omega
     uu, vv = u * u, v * v
     den = float(uu @ (prob.Mf @ vv)) if prob.Mf is not None else float(uu.sum() * vv.sum())

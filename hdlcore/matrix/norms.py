@@ -244,6 +244,17 @@ class NormPair:
                v0=None, failure_probability=1e-9, threshold=None) -> PolarResult:
         import torch
 
+        if not is_tensor(Z) and (self.u.p == 1 or self.v.p == 1):  # sparse (hdlcore.matrix.sparse)
+            rows = self.u.p == 1  # the best row (column) by reductions over the stored entries
+            vert, other = (self.u, self.v) if rows else (self.v, self.u)
+            i, line = Z.best_line(other.p, other.nonneg, not vert.nonneg, rows)
+            res = self._vertex_polar(line.unsqueeze(0 if rows else 1), vert, other, rows)
+            e = torch.zeros(Z.shape[0 if rows else 1], dtype=Z.dtype, device=Z.device)
+            e[i] = (res.u if rows else res.v)[0]
+            return PolarResult(res.value, *((e, res.v) if rows else (res.u, e)), res.kind, res.upper,
+                               res.detail.replace("O(mn)", "O(nnz)"))
+        if not is_tensor(Z) and (self.u.nonneg or self.v.nonneg):
+            Z = Z.to_dense()  # sparse: the NP-hard pairs' heuristic works on the dense matrix (small Z only)
         if self.u.p == 1:  # vertices +-e_i (or e_i): row i against the v-ball
             return self._vertex_polar(Z, self.u, self.v, rows=True)
         if self.v.p == 1:

@@ -20,6 +20,7 @@ from .._validation import (
     check_scalar,
     param_error,
 )
+from . import distributed, sparse
 from .spectral import METHODS
 
 __all__ = ["MatrixResult"]
@@ -55,15 +56,47 @@ class Problem:
 
         return 0.5 * float(torch.sum(R * R, dtype=torch.float64))
 
+    # The interface shared with the sparse problem (hdlcore.matrix.sparse.SparseProblem).
+    #: ``X = U V^T`` is always exposed by results of dense problems.
+    x_max_entries = None
 
-def prepare(Y: Array, mask: Array | None, lam: float, func: str) -> tuple[Problem, float]:
+    def inner(self, R) -> float:
+        """``<R, M * Y>`` (float64)."""
+        import torch
+
+        return float(torch.sum(R * self.Y, dtype=torch.float64))
+
+    def y_norm(self) -> float:
+        """``||M * Y||_F``."""
+        import torch
+
+        return float(torch.linalg.vector_norm(self.Y))
+
+    def astype(self, dtype) -> Problem:
+        return Problem(self.Y.to(dtype), self.M, None if self.Mf is None else self.Mf.to(dtype), self.back)
+
+    def agree(self, func: str, rng, **options):
+        """Nothing to agree on in one process (see :mod:`hdlcore.matrix.distributed`)."""
+        return rng
+
+
+def prepare(Y: Array, mask: Array | None, lam: float, func: str, group: Any = None) -> tuple[Problem, float]:
     """Validate ``Y``, ``mask`` and ``lam`` at a public boundary; return tensors and ``lam``.
 
     float16 and bfloat16 data are computed in float32 (torch has no half-precision SVD on the
-    CPU); the problem's ``back`` casts results to the input dtype.
+    CPU); the problem's ``back`` casts results to the input dtype. A sparse ``Y`` gives a
+    :class:`~hdlcore.matrix.sparse.SparseProblem`, and a process group (a
+    :class:`~hdlcore.matrix.distributed.Session`) a distributed one: the same interface.
     """
     import torch
 
+    if group is not None:
+        return distributed.prepare(group, Y, mask, lam, func)
+    if sparse.is_sparse(Y):
+        if func == "solve_convex":  # its proximal steps need the dense X
+            raise param_error("Y", func, "a dense array or tensor (for sparse data use grow: its certified "
+                              "optimum solves the same convex problem)", Y, TypeError)
+        return sparse.prepare(Y, mask, lam, func)
     check_devices(func, {"Y": Y, "mask": mask})
     Y = check_array(Y, "Y", func, ndim=2)
     lam = check_scalar(lam, "lam", func, gt=0)
@@ -151,7 +184,8 @@ class MatrixResult:
     Attributes
     ----------
     U, V : arrays of shapes (m, r) and (n, r)
-        The factors (the caller's array type, device and dtype); :attr:`X` is ``U @ V.T``.
+        The factors (the caller's array type, device and dtype); :attr:`X` is ``U @ V.T``
+        (for sparse data only when it is small: :meth:`entries` gives any entries).
     objective : float
         :math:`\\tfrac12\\lVert M\\odot(Y - UV^\\top)\\rVert_F^2 + \\lambda\\sum_i\\theta(u_i, v_i)`.
     history : dict of numpy arrays
@@ -168,6 +202,8 @@ class MatrixResult:
         The column-norm pair, e.g. ``"l2/l2"``.
     method : str
         The algorithm that produced the point.
+    x_max_entries : int or None
+        :attr:`X` is formed only up to this many entries (sparse data); None: always.
     """
 
     U: Array
@@ -180,11 +216,32 @@ class MatrixResult:
     lam: float
     norms: str
     method: str
+    x_max_entries: int | None = None
 
     @property
     def X(self) -> Array:
-        """The model output :math:`X = UV^\\top`, shape (m, n)."""
+        """The model output :math:`X = UV^\\top`, shape (m, n) (see :meth:`entries` for large sparse data)."""
+        m, n = self.U.shape[0], self.V.shape[0]
+        if self.x_max_entries is not None and m * n > self.x_max_entries:
+            raise ValueError(f"X = U V^T of this sparse problem has {m} x {n} entries, more than the "
+                             f"{self.x_max_entries} that results form: use result.entries(rows, cols) for "
+                             f"the entries you need (e.g. held-out ones), or result.U and result.V.")
         return self.U @ self.V.T
+
+    def entries(self, rows: Any, cols: Any) -> Any:
+        """Entries :math:`X_{ij} = u_i^\\top v_j` at index arrays ``rows`` and ``cols`` (same length).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from hdlcore import grow
+        >>> Y = np.diag([5.0, 3.0, 1.0])
+        >>> i, j = np.indices(Y.shape).reshape(2, -1)  # every entry observed, zeros included
+        >>> res = grow(sp.coo_matrix((Y[i, j], (i, j)), shape=Y.shape), lam=2.0)
+        >>> np.round(res.entries(np.array([0, 1, 2]), np.array([0, 1, 0])), 8) + 0.0  # X* = diag(3, 1, 0)
+        array([3., 1., 0.])
+        """
+        return (self.U[rows] * self.V[cols]).sum(1)
 
     @property
     def size(self) -> int:

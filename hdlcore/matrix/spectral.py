@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, as_compute_tensor
+from .._backend import Array, as_compute_tensor, is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_array, check_choice, check_rng, check_scalar
+from . import sparse
 
 __all__ = ["SigmaMax", "sigma_max", "EXACT_SIZE_LIMIT", "METHODS"]
 
@@ -138,7 +139,7 @@ def sigma_max(
 
     Parameters
     ----------
-    A : (m, n) array or tensor
+    A : (m, n) array or tensor, or a sparse matrix (zeros off its stored entries)
     method : {"auto", "exact", "probabilistic", "krylov"}
         ``"auto"`` is exact while ``m * n * min(m, n) <= EXACT_SIZE_LIMIT`` (1000 x 1000), and
         probabilistic above.
@@ -227,7 +228,11 @@ def sigma_max(
     ('probabilistic', True, True)
     """
     func = "sigma_max"
-    A = check_array(A, "A", func, ndim=2)
+    if sparse.is_sparse(A):  # zeros off the stored entries; never made dense unless small
+        At, back = sparse.matrix(A, "A", func)
+    else:
+        A = check_array(A, "A", func, ndim=2)
+        At, back = as_compute_tensor(A)
     method = check_choice(method, "method", func, METHODS)
     tol = check_scalar(tol, "tol", func, gt=0, lt=1)
     if max_steps is not None:
@@ -236,7 +241,6 @@ def sigma_max(
     failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
     if threshold is not None:
         threshold = check_scalar(threshold, "threshold", func, ge=0)
-    At, back = as_compute_tensor(A)
     out = top_singular(At, method=method, tol=tol, max_steps=max_steps, rng=rng,
                        failure_probability=failure_probability, threshold=threshold)
     return SigmaMax(out.value, back(out.u), back(out.v), out.kind, out.upper, out.residual,
@@ -262,6 +266,10 @@ def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int 
 
     m, n = A.shape
     method = resolve_method(method, (m, n))
+    if not is_tensor(A) and (method == "exact" or min(m, n) < 3):
+        # Observed entries (hdlcore.matrix.sparse.SparseMatrix): a dense SVD when small, the Gram
+        # matrix when thin. The Lanczos runs below need only A @ x and A.T @ y, so they take it as is.
+        return SigmaMax(*A.exact_top())
     if method == "exact":
         if vectors:
             P, S, Qh = torch.linalg.svd(A, full_matrices=False)
@@ -311,7 +319,7 @@ class _Bidiagonalization:
         if j == 0:
             p = A @ V[:, 0]  # (m, n) @ (n,) -> (m,)
         else:
-            p = torch.addmv(U[:, j - 1], A, V[:, j], beta=-self.betas[-1])  # A v_j - beta u_{j-1}
+            p = A @ V[:, j] - self.betas[-1] * U[:, j - 1]  # A v_j - beta u_{j-1} (A: any operator)
             p = _reorthogonalize(p, U[:, :j])
         alpha = float(torch.linalg.vector_norm(p))
         self.alphas.append(alpha)
@@ -320,7 +328,7 @@ class _Bidiagonalization:
             self.k = j + 1
             return False
         U[:, j] = p / alpha
-        q = torch.addmv(V[:, j], A.T, U[:, j], beta=-alpha)  # A^T u_j - alpha v_j, (n,)
+        q = A.T @ U[:, j] - alpha * V[:, j]  # A^T u_j - alpha v_j, (n,)
         q = _reorthogonalize(q, V[:, : j + 1])
         beta = float(torch.linalg.vector_norm(q))
         self.betas.append(beta)
@@ -338,7 +346,8 @@ def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator, v0=None
     m, n = A.shape
     k_max = min(m, n, max_steps)
     eps = float(torch.finfo(A.dtype).eps)
-    fro = float(torch.linalg.vector_norm(A)) * (1 + 2 * (m + n) * eps)  # proven, rounding included
+    fro = (float(torch.linalg.vector_norm(A)) * (1 + 2 * (m + n) * eps) if is_tensor(A)
+           else A.fro_upper())  # proven, rounding included
     dt, dev = A.dtype, A.device
     if v0 is None:  # a random start (the default)
         v = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
