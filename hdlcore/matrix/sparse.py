@@ -417,7 +417,7 @@ class SparseMatrix:
         A full SVD of the dense matrix up to :data:`DENSE_LIMIT` entries, else the
         eigendecomposition of the Gram matrix of the smaller side when it has at most
         :data:`GRAM_LIMIT` columns (both proofs up to the rounding allowance
-        ``max(m, n) * eps * sigma_1``); a clear error otherwise. The probabilistic and krylov runs of
+        ``max(m, n) * eps * sigma_1``); a clear error otherwise. The probabilistic and krylov Lanczos runs of
         :mod:`hdlcore.matrix.spectral` take this matrix as an operator (``A @ x``, ``A.T @ y``).
         """
         import torch
