@@ -71,7 +71,8 @@ def one_process():
         p = hd.solve_factorized(Y, 1.0, 3, method="prox", rng=1, max_iter=100)
     c = hd.certify(Y, a.U, a.V, 1.0, method="krylov", rng=2)
     c1 = hd.certify(Y, a.U.clip(0), a.V, 1.0, norms=("l1+", "l2"))
-    return {"grow": g, "als": a, "prox": p, "cert": c, "l1": c1}
+    cp = hd.certify(Y, a.U, a.V, 1.0, method="probabilistic", rng=3)
+    return {"grow": g, "als": a, "prox": p, "cert": c, "l1": c1, "probabilistic": cp}
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -96,6 +97,10 @@ def test_processes_match_one_process(world, tmp_path, one_process):
     assert first["cert_polar"] == pytest.approx(cert.polar, rel=1e-10)
     assert first["cert_bound"] == pytest.approx(cert.bound, rel=1e-8, abs=1e-10)
     assert first["l1_polar"] == pytest.approx(one_process["l1"].polar, rel=1e-10)
+    cp = one_process["probabilistic"]  # Lanczos on the sharded residual, from process 0's random start
+    assert cp.polar_kind == "probabilistic"
+    assert first["prob_polar"] == pytest.approx(cp.polar, rel=1e-10)
+    assert first["prob_upper"] == pytest.approx(cp.polar_upper, rel=1e-10)
 
 
 def _errors(results):

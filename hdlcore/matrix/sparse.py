@@ -12,8 +12,8 @@ and everything the solvers need is computed on the stored entries only: the resi
 :math:`Rx` and :math:`R^\\top y` (what Lanczos needs), and the per-row ridge systems
 :math:`(\\sum_{j\\in\\Omega_i} v_j v_j^\\top + \\lambda I)\\, u_i = \\sum_{j\\in\\Omega_i} Y_{ij} v_j` of
 alternating least squares. Memory is O(nnz + (m + n) r), plus the r x r systems of one block of
-rows at a time; no m x n array is formed (except on request for a small matrix, see
-:data:`DENSE_LIMIT`).
+rows at a time and the k (m + n) numbers of a k-step Lanczos run of a certificate; no m x n array
+is formed (except on request for a small matrix, see :data:`DENSE_LIMIT`).
 
 :class:`SparseMatrix` is a matrix on the observed pattern, seen by rows (for ``R @ x``) and by
 columns (for ``R.T @ y``); :class:`SparseProblem` is the sparse counterpart of the dense
