@@ -251,8 +251,8 @@ class NormPair:
             res = self._vertex_polar(line.unsqueeze(0 if rows else 1), vert, other, rows)
             e = torch.zeros(Z.shape[0 if rows else 1], dtype=Z.dtype, device=Z.device)
             e[i] = (res.u if rows else res.v)[0]
-            return PolarResult(res.value, *((e, res.v) if rows else (res.u, e)), res.kind, res.upper,
-                               res.detail.replace("O(mn)", "O(nnz)"))
+            pu, pv = (e, res.v) if rows else (res.u, e)
+            return PolarResult(res.value, pu, pv, res.kind, res.upper, res.detail.replace("O(mn)", "O(nnz)"))
         if not is_tensor(Z) and (self.u.nonneg or self.v.nonneg):
             Z = Z.to_dense()  # sparse: the NP-hard pairs' heuristic works on the dense matrix (small Z only)
         if self.u.p == 1:  # vertices +-e_i (or e_i): row i against the v-ball

@@ -80,7 +80,7 @@ class Problem:
         return rng
 
 
-def prepare(Y: Array, mask: Array | None, lam: float, func: str, group: Any = None) -> tuple[Problem, float]:
+def prepare(Y: Array, mask: Array | None, lam: float, func: str, group: Any = None) -> tuple[Any, float]:
     """Validate ``Y``, ``mask`` and ``lam`` at a public boundary; return tensors and ``lam``.
 
     float16 and bfloat16 data are computed in float32 (torch has no half-precision SVD on the
