@@ -50,6 +50,10 @@ _EXPORTS: dict[str, str] = {
     "solve_factorized": "matrix.factorized",
     "factorized_objective": "matrix.factorized",
     "grow": "matrix.meta",
+    "grow_path": "matrix.path",
+    "select_lambda": "matrix.path",
+    "PathResult": "matrix.path",
+    "LambdaSelection": "matrix.path",
     "polar": "matrix.certificates",
     "certify": "matrix.certificates",
     "Certificate": "matrix.certificates",
@@ -204,6 +208,12 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
         PolarResult,
         norm_pair,
     )
+    from .matrix.path import (
+        LambdaSelection,
+        PathResult,
+        grow_path,
+        select_lambda,
+    )
     from .matrix.problem import (
         MatrixResult,
     )
@@ -281,6 +291,7 @@ __all__ = [
     "DropoutTraining",
     "GrowNetworkResult",
     "HypothesisWarning",
+    "LambdaSelection",
     "LastLayerResult",
     "MatrixResult",
     "MonteCarloEstimate",
@@ -290,6 +301,7 @@ __all__ = [
     "NetworkPolarResult",
     "NormPair",
     "ParallelSubnetworks",
+    "PathResult",
     "PatternFitResult",
     "PolarResult",
     "Table",
@@ -328,6 +340,7 @@ __all__ = [
     "fit_within_patterns",
     "grow",
     "grow_network",
+    "grow_path",
     "homogeneity",
     "keep_schedule",
     "low_rank_matrix",
@@ -347,6 +360,7 @@ __all__ = [
     "prox_subnetworks",
     "random_mask",
     "rebalance",
+    "select_lambda",
     "setup",
     "sigma_max",
     "solve_convex",

@@ -1,13 +1,14 @@
 """Chapter 3, matrix factorization: the convex problem and the factorized one, column-norm pairs and
-their polars, certificates of global optimality, and the grow meta-algorithm.
+their polars, certificates of global optimality, the grow meta-algorithm and the regularization path.
 """
 
-from . import certificates, convex, factorized, meta, norms, problem, spectral
+from . import certificates, convex, factorized, meta, norms, path, problem, spectral
 from .certificates import *  # noqa: F403
 from .convex import *  # noqa: F403
 from .factorized import *  # noqa: F403
 from .meta import *  # noqa: F403
 from .norms import *  # noqa: F403
+from .path import *  # noqa: F403
 from .problem import *  # noqa: F403
 from .spectral import *  # noqa: F403
 
@@ -19,4 +20,5 @@ __all__ = [
     *convex.__all__,
     *factorized.__all__,
     *meta.__all__,
+    *path.__all__,
 ]

@@ -1,11 +1,11 @@
-"""The meta-algorithm: grow the factorization one column at a time until the polar certifies it.
+"""The meta-algorithm: grow the factorization until the polar certifies it.
 
 .. code-block:: text
 
     repeat
         local descent on (U, V) at the current size r          (hdlcore.solve_factorized's methods)
         Z = R / lam with R = M * (Y - U V^T);  (u, v), omega = polar maximizer and value
-        if omega <= 1 + tol and the point is stationary: stop, certified
+        if omega <= 1 + tol and the point is stationary (or the duality gap is small): stop, certified
         else append the column (s^1/2 u, s^1/2 v), s = lam (omega - 1) / |M * (u v^T)|_F^2
              (the exact line search), r <- r + 1
 
@@ -13,6 +13,14 @@ With :math:`\\theta(u, v) = 1` the appended column changes the objective by
 :math:`-\\tfrac12 \\lambda^2(\\omega - 1)^2 / \\lVert M\\odot uv^\\top\\rVert_F^2 < 0`, so the objective never
 increases across a growth step; for l2/l2 with full data the column is
 :math:`\\sqrt{\\sigma_1(R) - \\lambda}` times the top singular pair of the residual.
+
+For l2/l2 a growth step is a **block**: every singular direction of the residual above
+:math:`\\lambda` (at most doubling the size) is appended at once, with one exact line search for the
+block (:func:`_append_block`); with full data and exact singular pairs this is the singular value
+thresholding of the residual. Directions that a block added beyond the optimum's rank are removed
+by an exact line search on their own scale (:func:`_prune`), and with a mask the ALS rows are solved
+by a few conjugate-gradient steps once the size exceeds 16. Every step keeps the objective
+monotone, and the final certificate is the same :func:`hdlcore.certify` as for any point.
 
 Used by Chapter 3 (matrix factorization) and ``benchmarks/bench_completion.py``.
 """
@@ -30,7 +38,8 @@ from .certificates import certificate
 from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
-from .problem import MatrixResult, descent_method, prepare, solver_options
+from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
+from .spectral import top_triplets
 
 __all__ = ["grow"]
 
@@ -38,6 +47,10 @@ __all__ = ["grow"]
 _SMALL = 64
 #: A polar excess above this is taken as a clear sign that the size is too small.
 _CLEAR = 0.1
+#: A block growth step adds up to max(_BLOCK_MIN, r) directions (at most doubling the size).
+_BLOCK_MIN = 4
+#: Descent sweeps between two polar tests.
+_CHUNK = 20
 
 
 @collective
@@ -150,7 +163,23 @@ def grow(
         V = torch.zeros(n, 0, dtype=prob.Y.dtype, device=prob.Y.device)
     else:
         U, V = start_point(prob, pair, None, U0, V0, rng, func)
+    res, _, _ = _grow(prob, pair, lam, U, V, tol=tol, max_size=max_size, method=method,
+                      max_iter=max_iter, polar_method=polar_method, rng=rng, func=func,
+                      failure_probability=failure_probability)
+    return res
+
+
+def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_method, rng,
+          func="grow", start=None, failure_probability=1e-9):
+    """The loop of :func:`grow` on validated tensors; returns ``(result, U, V)`` (tensors too,
+    for a warm start of the next problem of a path)."""
+    import torch
+
+    m, n = prob.shape
     growth_method = "exact" if min(m, n) <= _SMALL else "krylov"
+    dense = isinstance(prob, Problem)  # sparse or distributed data keep the one-column steps
+    block = dense and pair.name == "l2/l2"  # every direction of the residual above lam at once
+    inexact = block and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
     # then tight, then down to rounding before concluding that one more column is needed.
@@ -162,15 +191,18 @@ def grow(
     sweep_obj: list[float] = []
     sweep_time: list[float] = []
     rows: dict[str, list] = {k: [] for k in ("size", "objective", "polar", "iterations", "time")}
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     cur, sweeps, converged, cert = loose, 0, False, None
     prev_excess = None  # polar excess at the previous, looser descent of the same size
     pol = None
+    ok = True
     while True:
         if U.shape[1] > 0:
+            # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
+            # already certify the point, long before the descent's own stopping rule holds.
             U, V, _, ok, k = descend(prob, pair, U, V, lam, method=method, tol=cur,
-                                     max_iter=max(max_iter - sweeps, 1), start=start,
-                                     objectives=sweep_obj, times=sweep_time)
+                                     max_iter=max(min(_CHUNK, max_iter - sweeps), 1), start=start,
+                                     objectives=sweep_obj, times=sweep_time, inexact=inexact)
             sweeps += k
         R = prob.residual(U, V)
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
@@ -187,18 +219,25 @@ def grow(
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
-        if omega <= 1 + tol:
-            c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
-            euler_gap = lam * float(pair._theta(U, V).sum()) - float(c)
-            if euler_gap <= tol * max(abs(f), 1e-300) or cur <= final:
-                cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
-                                   failure_probability=failure_probability)
-                if cert.polar <= 1 + tol or cert.polar_kind == "lower_bound":
-                    converged = cert.polar <= 1 + tol
-                    break
-                if cur <= final:  # the growth polar passed, the certificate's did not: stop honestly
-                    break
-                cert = None
+        c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
+        euler_gap = lam * float(pair._theta(U, V).sum()) - float(c)
+        # The certificate's other bound, the duality gap at W = R / max(1, omega) (cheap here):
+        # near the optimum it is often below tol * F before the polar excess is.
+        scale = max(1.0, omega)
+        dual_gap = (f - (float((R * prob.Y).sum()) / scale - float((R * R).sum()) / (2 * scale**2))
+                    if dense else float("inf"))
+        small = tol * max(abs(f), 1e-300)
+        if (omega <= 1 + tol and (euler_gap <= small or cur <= final)) or dual_gap <= small:
+            if block and U.shape[1] > 0:
+                U, V = _compress(U, V)
+            cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
+                               failure_probability=failure_probability)
+            if cert.polar <= 1 + tol or cert.is_global or cert.polar_kind == "lower_bound":
+                converged = cert.polar <= 1 + tol or bool(cert.is_global)
+                break
+            if cur <= final:  # the growth polar passed, the certificate's did not: stop honestly
+                break
+            cert = None
         if sweeps >= max_iter:
             break
         # Grow when the excess is clear, or when a tighter descent left it about unchanged (it
@@ -207,14 +246,28 @@ def grow(
         # maximizer of an under-sized point lies outside them; a maximizer inside them means the
         # descent has not converged yet.
         excess = omega - 1
+        if block and U.shape[1] > 1 and excess > tol:
+            U, V, pruned = _prune(prob, U, V, R, f, lam)
+            if pruned:  # fewer columns, same or lower objective: descend again before deciding
+                cur, prev_excess = loose, None
+                continue
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
         new_direction = excess > tol and _overlap(U, V, pol) < 0.5
         if excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final):
             if U.shape[1] >= max_size:
                 break
-            U, V = _append(prob, pair, U, V, R, pol, lam)
+            if block:
+                # Every direction above lam (at most doubling the size, and within max_size).
+                room = min(max(_BLOCK_MIN, U.shape[1]), max_size - U.shape[1])
+                _, P, Q = top_triplets(R, above=lam * (1 + tol), k_max=room, rng=rng,
+                                       exact=growth_method == "exact")
+                if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
+                    P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
+                U, V = _append_block(prob, U, V, R, P, Q, lam)
+            else:
+                U, V = _append(prob, pair, U, V, R, pol, lam)
             cur, prev_excess = loose, None
-        else:
+        elif ok:  # the descent met its tolerance: tighten it
             cur, prev_excess = next(c for c in schedule if c < cur), excess
     if cert is None:
         cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
@@ -226,9 +279,88 @@ def grow(
     hist = {k: np.asarray(v) for k, v in rows.items()}
     hist["sweep_objective"] = np.asarray(sweep_obj)
     hist["sweep_time"] = np.asarray(sweep_time)
-    return MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
-                        history=hist, converged=converged, certificate=cert, n_iter=sweeps, lam=lam,
-                        norms=pair.name, method=f"grow ({method})", x_max_entries=prob.x_max_entries)
+    res = MatrixResult(U=prob.back(U), V=prob.back(V), objective=_objective(prob, pair, U, V, lam),
+                       history=hist, converged=converged, certificate=cert, n_iter=sweeps, lam=lam,
+                       norms=pair.name, method=f"grow ({method})", x_max_entries=prob.x_max_entries)
+    return res, U, V
+
+
+def _svd_factors(U, V):
+    """The thin SVD of ``X = U V^T`` from the factors: ``(P, S, Q)``, O((m + n) r^2)."""
+    import torch
+
+    Qu, Ru = torch.linalg.qr(U)  # (m, ku), (ku, r)
+    Qv, Rv = torch.linalg.qr(V)  # (n, kv), (kv, r)
+    W, S, Zh = torch.linalg.svd(Ru @ Rv.T, full_matrices=False)  # (ku, kv) = W diag(S) Zh
+    return Qu @ W, S, Qv @ Zh.T  # (m, k), (k,), (n, k)
+
+
+def _compress(U, V):
+    """Balanced SVD factors of ``X = U V^T`` without its zero directions (X unchanged, the
+    objective not increased): a block step may add a direction already in the span."""
+    import torch
+
+    P, S, Q = _svd_factors(U, V)
+    if S.numel() == 0:
+        return U, V
+    keep = S > float(S.max()) * float(torch.finfo(S.dtype).eps) * max(P.shape[0], Q.shape[0])
+    root = S[keep].sqrt()
+    return P[:, keep] * root, Q[:, keep] * root
+
+
+def _prune(prob, U, V, R, f, lam):
+    """Rotate ``(U, V)`` to the balanced SVD factors of ``X = U V^T`` and drop the directions whose
+    exact line search over their own scale is zero; kept only if the objective does not increase.
+
+    The rotation never increases the objective (:math:`\\lVert X\\rVert_* \\le \\sum_i \\lVert u_i\\rVert
+    \\lVert v_i\\rVert`). A direction ``(p, q)`` of value :math:`\\sigma` is best removed when
+    :math:`\\langle R, pq^\\top\\rangle + \\sigma\\lVert M\\odot pq^\\top\\rVert_F^2 \\le \\lambda`. A block
+    growth step can add more columns than the optimum needs; ALS shrinks such columns only
+    slowly, so they are removed here. Returns ``(U, V, pruned)``.
+    """
+
+    import torch
+
+    P, S, Q = _svd_factors(U, V)
+    a = ((R @ Q) * P).sum(0)  # (r,): p_i^T R q_i
+    if prob.Mf is None:
+        mpq = torch.ones_like(S)
+    else:
+        mpq = ((P * P).T @ prob.Mf * (Q * Q).T).sum(1)  # (r,): |M * p_i q_i^T|_F^2
+    drop = a + S * mpq <= lam
+    if not bool(drop.any()) or bool(drop.all()):
+        return U, V, False
+    keep = ~drop
+    root = S[keep].sqrt()
+    Un, Vn = P[:, keep] * root, Q[:, keep] * root
+    if prob.loss(prob.residual(Un, Vn)) + lam * float(S[keep].sum()) > f:
+        return U, V, False
+    return Un, Vn, True
+
+
+def _append_block(prob, U, V, R, P, Q, lam):
+    """Append the directions ``(p_i, q_i)`` (unit columns of P, Q) at the exact line-search scale.
+
+    With :math:`s_i = p_i^\\top R q_i`, weights :math:`w_i = (s_i - \\lambda)_+` and
+    :math:`D = \\sum_i w_i p_i q_i^\\top`, the new columns :math:`\\sqrt{t w_i}\\,(p_i, q_i)` change
+    the objective by :math:`-t\\sum_i w_i^2 + \\tfrac{t^2}{2}\\lVert M\\odot D\\rVert_F^2` (each column
+    adds :math:`\\theta = t w_i`), minimized at :math:`t = \\sum_i w_i^2/\\lVert M\\odot D\\rVert_F^2`:
+    a decrease of :math:`(\\sum_i w_i^2)^2 / (2\\lVert M\\odot D\\rVert_F^2) > 0`. With full data and
+    exact singular pairs, :math:`t = 1`: the columns of the residual's singular value thresholding.
+    """
+
+    import torch
+
+    s = ((R @ Q) * P).sum(0)  # (m, n) @ (n, k) -> (m, k) -> (k,): p_i^T R q_i
+    w = (s - lam).clamp_min(0)
+    keep = w > 0
+    P, Q, w = P[:, keep], Q[:, keep], w[keep]
+    if w.numel() == 0:
+        return U, V
+    MD = prob.masked((P * w) @ Q.T)  # (m, k) @ (k, n) -> (m, n)
+    t = float((w * w).sum()) / max(float((MD * MD).sum()), 1e-300)
+    root = (t * w).sqrt()
+    return torch.cat([U, P * root], 1), torch.cat([V, Q * root], 1)
 
 
 def _overlap(U, V, pol) -> float:

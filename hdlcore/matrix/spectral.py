@@ -564,3 +564,74 @@ def _ritz(Uk, Vk, alphas, betas, k):
     u = u / torch.linalg.vector_norm(u).clamp_min(torch.finfo(dt).tiny)
     v = v / torch.linalg.vector_norm(v)
     return float(S[0]), u, v, float(resid)
+
+
+def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.random.Generator,
+                 exact: bool = False):
+    """Internal: the singular triplets of ``A`` with values above ``above`` (at most ``k_max``).
+
+    Returns ``(values, P, Q)``: values (k,) in decreasing order and unit left/right vectors
+    (m, k), (n, k). By a full SVD when ``exact``, otherwise by Lanczos bidiagonalization with full
+    reorthogonalization from a random start, run until the Ritz triplets above ``above`` (and the
+    next one) have residuals below ``tol * sigma_1``. Ritz values are lower bounds and a missed
+    value is possible: the growth steps of :func:`hdlcore.grow` use these directions, whose
+    effect is measured on the objective itself; a certificate never does.
+    """
+    import torch
+
+    m, n = A.shape
+    if exact:
+        P, S, Qh = torch.linalg.svd(A, full_matrices=False)
+        k = min(int((S > above).sum()), k_max)
+        return S[:k], P[:, :k], Qh[:k].T
+    k_steps = min(m, n)
+    eps = float(torch.finfo(A.dtype).eps)
+    dev, dt = A.device, A.dtype
+    fro = float(torch.linalg.vector_norm(A))
+    tiny = eps * max(fro, float(torch.finfo(dt).tiny))
+    cap = min(k_steps, 2 * k_max + 24)  # Krylov dimension allocated (grown when needed)
+    Vk = torch.zeros(n, cap + 1, dtype=dt, device=dev)
+    Uk = torch.zeros(m, cap, dtype=dt, device=dev)
+    v = torch.as_tensor(rng.standard_normal(n), dtype=dt, device=dev)
+    Vk[:, 0] = v / torch.linalg.vector_norm(v)
+    alphas: list[float] = []
+    betas: list[float] = []
+    k = 0
+    for j in range(k_steps):
+        if j == cap:  # more steps than allocated: double the storage
+            cap = min(k_steps, 2 * cap)
+            Vk = torch.cat([Vk, torch.zeros(n, cap + 1 - Vk.shape[1], dtype=dt, device=dev)], 1)
+            Uk = torch.cat([Uk, torch.zeros(m, cap - Uk.shape[1], dtype=dt, device=dev)], 1)
+        if j == 0:
+            p = A @ Vk[:, 0]  # (m, n) @ (n,) -> (m,)
+        else:
+            p = torch.addmv(Uk[:, j - 1], A, Vk[:, j], beta=-betas[-1])
+            p = _reorthogonalize(p, Uk[:, :j])
+        alpha = float(torch.linalg.vector_norm(p))
+        if alpha <= tiny:
+            break
+        alphas.append(alpha)
+        Uk[:, j] = p / alpha
+        q = torch.addmv(Vk[:, j], A.T, Uk[:, j], beta=-alpha)
+        q = _reorthogonalize(q, Vk[:, : j + 1])
+        beta = float(torch.linalg.vector_norm(q))
+        betas.append(beta)
+        k = j + 1
+        if beta <= tiny:
+            break
+        Vk[:, j + 1] = q / beta
+        if k >= 8 and k % 8 == 0:
+            P, S, _ = _bidiagonal_svd(alphas, betas, k)
+            count = min(int((S > above).sum()), k_max)
+            want = min(count + 1, k)
+            resid = (betas[k - 1] * P[k - 1, :want]).abs()
+            if count < k - 1 and bool((resid <= tol * float(S[0])).all()):
+                break
+    if k == 0:
+        return (torch.zeros(0, dtype=dt, device=dev), torch.zeros(m, 0, dtype=dt, device=dev),
+                torch.zeros(n, 0, dtype=dt, device=dev))
+    P, S, Qh = _bidiagonal_svd(alphas, betas, k)
+    count = min(int((S > above).sum()), k_max)
+    Pc = Uk[:, :k] @ P[:, :count].to(dtype=dt, device=dev)  # (m, k) @ (k, c) -> (m, c)
+    Qc = Vk[:, :k] @ Qh[:count].T.to(dtype=dt, device=dev)  # (n, k) @ (k, c) -> (n, c)
+    return S[:count].to(dtype=dt, device=dev), Pc, Qc
