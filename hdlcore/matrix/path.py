@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import as_tensor, is_tensor
+from .._backend import is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_choice, check_rng, check_scalar, param_error
 from .meta import _grow
@@ -355,9 +355,9 @@ def select_lambda(
     held = np.zeros(prob.shape, bool)
     held.flat[rng.choice(idx, n_hold, replace=False)] = True
     train = observed & ~held
-    Yt, _ = as_tensor(Y)
-    Yt = Yt.to(dtype=prob.Y.dtype, device=prob.Y.device)
-    train_prob, _ = prepare(Yt, torch.as_tensor(train, device=Yt.device), 1.0, func)
+    train_prob, _ = prepare(Y, torch.as_tensor(train, device=prob.Y.device) if is_tensor(Y) else train,
+                            1.0, func)  # results in the caller's array type
+    Yt = prob.Y  # float tensor (zero where unobserved; every held-out entry is observed)
     if lams is None:
         n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=2)
         lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
