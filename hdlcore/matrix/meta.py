@@ -39,7 +39,7 @@ from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
-from .spectral import top_triplets
+from .spectral import EXACT_SIZE_LIMIT, top_triplets
 
 __all__ = ["grow"]
 
@@ -178,6 +178,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     m, n = prob.shape
     growth_method = "exact" if min(m, n) <= _SMALL else "krylov"
     dense = isinstance(prob, Problem)  # sparse or distributed data keep the one-column steps
+    near_method = "exact" if dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT else growth_method
     block = dense and pair.name == "l2/l2"  # every direction of the residual above lam at once
     inexact = block and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
     eps = float(torch.finfo(prob.Y.dtype).eps)
@@ -212,28 +213,31 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # residual has barely changed. The final certificate always starts at random.
         near = prev_excess is not None
         warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
-        pol = pair._polar(R, method=growth_method, tol=1e-9 if near else 1e-3, rng=rng, v0=warm)
+        # Near 1 the top of the residual's spectrum is flat and Lanczos needs many steps: up to
+        # the certificate's own exact size limit, a full SVD is cheaper.
+        pol = pair._polar(R, method=near_method if near else growth_method, tol=1e-9 if near else 1e-3,
+                          rng=rng, v0=warm)
         omega = pol.value / lam
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
-            pol = pair._polar(R, method=growth_method, tol=1e-9, rng=rng, v0=pol.v)
+            pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng, v0=pol.v)
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
         c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
         euler_gap = lam * float(pair._theta(U, V).sum()) - float(c)
         # The certificate's other bound, the duality gap at W = R / max(1, omega) (cheap here):
-        # near the optimum it is often below tol * F before the polar excess is.
+        # once the polar passes, it is often below tol * F before the Euler gap is.
         scale = max(1.0, omega)
         dual_gap = (f - (float((R * prob.Y).sum()) / scale - float((R * R).sum()) / (2 * scale**2))
                     if dense else float("inf"))
         small = tol * max(abs(f), 1e-300)
-        if (omega <= 1 + tol and (euler_gap <= small or cur <= final)) or dual_gap <= small:
+        if omega <= 1 + tol and (min(euler_gap, dual_gap) <= small or cur <= final):
             if block and U.shape[1] > 0:
                 U, V = _compress(U, V)
             cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
                                failure_probability=failure_probability)
-            if cert.polar <= 1 + tol or cert.is_global or cert.polar_kind == "lower_bound":
-                converged = cert.polar <= 1 + tol or bool(cert.is_global)
+            if cert.polar <= 1 + tol or cert.polar_kind == "lower_bound":
+                converged = cert.polar <= 1 + tol
                 break
             if cur <= final:  # the growth polar passed, the certificate's did not: stop honestly
                 break

@@ -360,7 +360,7 @@ def _lanczos(A, *, tol: float, max_steps: int, rng: np.random.Generator, v0=None
         going = gkl.step()
         k = gkl.k
         invariant = not going or gkl.alphas[-1] <= tiny or gkl.betas[-1] <= tiny
-        if invariant or k == k_max or (k >= 8 and k % 4 == 0):
+        if invariant or k == k_max or _check_now(k):
             value, resid = _ritz_value(gkl.alphas, gkl.betas, k)
             if invariant or resid <= tol * value:
                 break
@@ -523,6 +523,12 @@ def polynomial_bound(thetas, log_target: float) -> float:
     return th1 + h
 
 
+def _check_now(k: int) -> bool:
+    """Convergence checks at k = 8, 12, 16, ... (every 4 steps), then every k/8 steps: a check
+    costs an SVD of the k x k bidiagonal matrix, O(k^3), so checks stay a small part of the work."""
+    return k >= 8 and k % max(4, 4 * (k // 32)) == 0
+
+
 def _reorthogonalize(p, Q):
     """Remove the components of ``p`` along the orthonormal columns of ``Q`` (again if needed)."""
     import torch
@@ -620,7 +626,7 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
         if beta <= tiny:
             break
         Vk[:, j + 1] = q / beta
-        if k >= 8 and k % 8 == 0:
+        if _check_now(k):
             P, S, _ = _bidiagonal_svd(alphas, betas, k)
             count = min(int((S > above).sum()), k_max)
             want = min(count + 1, k)
