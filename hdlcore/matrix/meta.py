@@ -127,8 +127,13 @@ def grow(
     Descent tolerances start loose (relative decrease 1e-2 per sweep, about one sweep after each
     new column) and are tightened only when the polar is close to 1 (excess below 0.1); a column
     is then added only if tightening leaves the excess about unchanged, so that an unconverged
-    descent is not mistaken for a size that is too small.
-    Used in Chapter 3.
+    descent is not mistaken for a size that is too small. The polar is tested at least every
+    20 sweeps. For l2/l2 a growth step appends every singular direction of the residual above
+    ``lam`` at once (at most doubling the size) with one exact line search, surplus directions
+    are later removed by their own exact line search, and with a mask the ALS rows are solved
+    by a few conjugate-gradient steps above 16 columns; each of these steps keeps the objective
+    monotone. Other pairs add one column per step, as the polar's maximizer.
+    Used in Chapter 3 and by :func:`hdlcore.grow_path`.
 
     References
     ----------
