@@ -26,10 +26,10 @@ import numpy as np
 
 from .._backend import is_tensor
 from .._runtime import one_thread_when_small
-from .._validation import check_choice, check_rng, check_scalar, param_error
+from .._validation import check_choice, check_scalar, param_error
 from .meta import _grow
 from .norms import norm_pair
-from .problem import MatrixResult, default_tol, descent_method, prepare
+from .problem import MatrixResult, descent_method, prepare, solver_options
 
 __all__ = ["PathResult", "LambdaSelection", "grow_path", "select_lambda"]
 
@@ -180,17 +180,16 @@ def _path(prob, pair, lams, *, tol, method, max_iter, polar_method, max_size, rn
     return path, factors
 
 
-def _options(prob, pair, tol, method, max_iter, polar_method, max_size, func):
+def _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func):
+    """Validated options of every grow along the path (as :func:`hdlcore.grow` checks them)."""
     m, n = prob.shape
     method = descent_method(method, pair, func)
-    if tol is None:
-        tol = default_tol(prob.Y.dtype, 1e-6, 1e-4)
-    tol = check_scalar(tol, "tol", func, gt=0, lt=1)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-6, 1e-4), max_iter,
+                                                      polar_method, rng)
     default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
     max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
-    max_iter = check_scalar(max_iter, "max_iter", func, kind="int", ge=1)
-    polar_method = check_choice(polar_method, "polar_method", func, ("auto", "exact", "krylov"))
-    return dict(tol=tol, method=method, max_iter=max_iter, polar_method=polar_method, max_size=max_size)
+    return dict(tol=tol, method=method, max_iter=max_iter, polar_method=polar_method,
+                max_size=max_size), rng
 
 
 @one_thread_when_small
@@ -263,11 +262,10 @@ def grow_path(
     func = "grow_path"
     prob, _ = prepare(Y, mask, 1.0, func)
     pair = norm_pair(norms, func)
-    opts = _options(prob, pair, tol, method, max_iter, polar_method, max_size, func)
-    rng = check_rng(rng, "rng", func)
+    opts, rng = _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
+    n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
+    lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
     if lams is None:
-        n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
-        lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
         lams = default_lams(prob, pair, n_lams, lam_min_ratio, rng, func)
     else:
         lams = _check_lams(lams, func)
@@ -344,8 +342,7 @@ def select_lambda(
     pair = norm_pair(norms, func)
     holdout = check_scalar(holdout, "holdout", func, gt=0, lt=1)
     refit = check_choice(refit, "refit", func, (True, False))
-    opts = _options(prob, pair, tol, "auto", max_iter, polar_method, None, func)
-    rng = check_rng(rng, "rng", func)
+    opts, rng = _options(prob, pair, tol, "auto", max_iter, polar_method, None, rng, func)
     observed = np.ones(prob.shape, bool) if prob.M is None else prob.M.cpu().numpy()
     idx = np.flatnonzero(observed)
     n_hold = int(round(holdout * idx.size))
@@ -358,9 +355,9 @@ def select_lambda(
     train_prob, _ = prepare(Y, torch.as_tensor(train, device=prob.Y.device) if is_tensor(Y) else train,
                             1.0, func)  # results in the caller's array type
     Yt = prob.Y  # float tensor (zero where unobserved; every held-out entry is observed)
+    n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
+    lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
     if lams is None:
-        n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=2)
-        lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
         lams = default_lams(train_prob, pair, n_lams, lam_min_ratio, rng, func)
     else:
         lams = _check_lams(lams, func)
