@@ -200,7 +200,8 @@ def main(argv=None):
         lams = np.geomspace(lam_max, min(lams_for(path_n)), args.path_points)
         methods = [m for m in PATHS if m.split("_")[0] not in args.skip
                    and (m != "softimpute_path" or have_fancy)]
-        timed = interleaved(PATHS, (Y, mask, lams), methods, 1 if path_n > 1000 or args.quick else 3, {})
+        path_repeats = args.repeats or (1 if path_n > 1000 or args.quick else 3)
+        timed = interleaved(PATHS, (Y, mask, lams), methods, path_repeats, {})
         ref_obj, ranks, certified = timed["grow_path"][1]
         # Every grow_path point is certified to 1e-6: a lower bound per point from its certificate.
         for m, (times, val) in timed.items():

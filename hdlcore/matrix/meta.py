@@ -49,6 +49,11 @@ _SMALL = 64
 _CLEAR = 0.1
 #: A block growth step adds up to max(_BLOCK_MIN, r) directions (at most doubling the size).
 _BLOCK_MIN = 4
+#: A block keeps the directions whose excess over lam is at least this share of the top one's.
+_BLOCK_SHARE = 0.2
+#: Above this size the near-1 polar tests use a full SVD when the matrix is small enough for
+#: the certificate's exact method (the residual's top spectrum is flat there: Lanczos is slow).
+_EXACT_NEAR_SIZE = 16
 #: Descent sweeps between two polar tests.
 _CHUNK = 20
 
@@ -183,7 +188,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     m, n = prob.shape
     growth_method = "exact" if min(m, n) <= _SMALL else "krylov"
     dense = isinstance(prob, Problem)  # sparse or distributed data keep the one-column steps
-    near_method = "exact" if dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT else growth_method
+    exact_fits = dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT
     block = dense and pair.name == "l2/l2"  # every direction of the residual above lam at once
     inexact = block and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
     eps = float(torch.finfo(prob.Y.dtype).eps)
@@ -217,6 +222,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # Near 1 (a second test at the same size) Lanczos starts from the last top vector: the
         # residual has barely changed. The final certificate always starts at random.
         near = prev_excess is not None
+        near_method = "exact" if exact_fits and U.shape[1] > _EXACT_NEAR_SIZE else growth_method
         warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
         # Near 1 the top of the residual's spectrum is flat and Lanczos needs many steps: up to
         # the certificate's own exact size limit, a full SVD is cheaper.
@@ -268,7 +274,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             if block:
                 # Every direction above lam (at most doubling the size, and within max_size).
                 room = min(max(_BLOCK_MIN, U.shape[1]), max_size - U.shape[1])
-                _, P, Q = top_triplets(R, above=lam * (1 + tol), k_max=room, rng=rng,
+                above = lam + _BLOCK_SHARE * (pol.value - lam)
+                _, P, Q = top_triplets(R, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
                                        exact=growth_method == "exact")
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
                     P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
