@@ -29,7 +29,7 @@ from .._runtime import one_thread_when_small
 from .._validation import check_choice, check_scalar, param_error
 from .meta import _grow
 from .norms import norm_pair
-from .problem import MatrixResult, descent_method, prepare, solver_options
+from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 
 __all__ = ["PathResult", "LambdaSelection", "grow_path", "select_lambda"]
 
@@ -261,6 +261,8 @@ def grow_path(
     """
     func = "grow_path"
     prob, _ = prepare(Y, mask, 1.0, func)
+    if not isinstance(prob, Problem):
+        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow)", Y, TypeError)
     pair = norm_pair(norms, func)
     opts, rng = _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
     n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
@@ -339,6 +341,8 @@ def select_lambda(
 
     func = "select_lambda"
     prob, _ = prepare(Y, mask, 1.0, func)
+    if not isinstance(prob, Problem):
+        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow)", Y, TypeError)
     pair = norm_pair(norms, func)
     holdout = check_scalar(holdout, "holdout", func, gt=0, lt=1)
     refit = check_choice(refit, "refit", func, (True, False))
