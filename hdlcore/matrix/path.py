@@ -180,7 +180,8 @@ def _path(prob, pair, lams, *, tol, method, max_iter, polar_method, max_size, rn
     return path, factors
 
 
-def _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func):
+def _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng,
+             func) -> tuple[dict, np.random.Generator]:
     """Validated options of every grow along the path (as :func:`hdlcore.grow` checks them)."""
     m, n = prob.shape
     method = descent_method(method, pair, func)
@@ -368,11 +369,11 @@ def select_lambda(
     path, factors = _path(train_prob, pair, lams, rng=rng, func=func, **opts)
     rows, cols = (torch.as_tensor(a, device=Yt.device) for a in np.nonzero(held))
     y_held = Yt[rows, cols]  # (h,)
-    errors = []
+    rmse = []
     for U, V in factors:
         x_held = (U[rows] * V[cols]).sum(1)  # (h, r) * (h, r) -> (h,): X at the held-out entries
-        errors.append(float(torch.sqrt(torch.mean((y_held - x_held) ** 2))))
-    errors = np.array(errors)
+        rmse.append(float(torch.sqrt(torch.mean((y_held - x_held) ** 2))))
+    errors = np.array(rmse)
     best = int(np.argmin(errors))
     result = None
     if refit:
