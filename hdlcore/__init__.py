@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "degree": "homogeneity.measure",
     "euler_degree": "homogeneity.measure",
     # Chapter 3: matrix factorization
+    "add_column": "matrix.columns",
+    "ColumnStep": "matrix.columns",
     "prox_nuclear": "matrix.convex",
     "solve_convex": "matrix.convex",
     "solve_factorized": "matrix.factorized",
@@ -191,6 +193,10 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
         certify,
         polar,
     )
+    from .matrix.columns import (
+        ColumnStep,
+        add_column,
+    )
     from .matrix.convex import (
         prox_nuclear,
         solve_convex,
@@ -283,6 +289,7 @@ if TYPE_CHECKING:  # the same names, seen by editors and type checkers (a test k
 # Spelled out so that tools see it; a test checks it equals the export map plus the subpackages.
 __all__ = [
     "Certificate",
+    "ColumnStep",
     "ConvergenceWarning",
     "ConvexReLUResult",
     "DegreeCheck",
@@ -308,6 +315,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "activation_patterns_2d",
+    "add_column",
     "balanced_rescaling",
     "certify",
     "certify_network",

@@ -191,6 +191,9 @@ CONTRACT: dict[str, Spec] = {
     "NormPair": Spec(returned_by="norm_pair"),
     "PolarResult": Spec(returned_by="polar"),
     "NORM_PAIRS": Spec(),
+    "add_column": Spec(lambda c: _matrix(c, U=c(U), V=c(V), lam=0.5), arrays=("Y", "U", "V", "mask"),
+                       scalars={"lam": (-1.0, NAN), "at": (-1, 5, 0)}, out=_uv),
+    "ColumnStep": Spec(returned_by="add_column"),
     # Chapter 4: networks
     "ParallelSubnetworks": Spec(
         lambda c: dict(in_features=2, out_features=1, num_subnets=3, hidden=(2,), rng=0,

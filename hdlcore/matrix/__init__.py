@@ -2,8 +2,9 @@
 their polars, certificates of global optimality, the grow meta-algorithm and the regularization path.
 """
 
-from . import certificates, convex, factorized, meta, norms, path, problem, spectral
+from . import certificates, columns, convex, factorized, meta, norms, path, problem, spectral
 from .certificates import *  # noqa: F403
+from .columns import *  # noqa: F403
 from .convex import *  # noqa: F403
 from .factorized import *  # noqa: F403
 from .meta import *  # noqa: F403
@@ -17,6 +18,7 @@ __all__ = [
     *norms.__all__,
     *spectral.__all__,
     *certificates.__all__,
+    *columns.__all__,
     *convex.__all__,
     *factorized.__all__,
     *meta.__all__,

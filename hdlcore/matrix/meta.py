@@ -35,6 +35,7 @@ import numpy as np
 from .._runtime import one_thread_when_small
 from .._validation import check_scalar, warn_not_converged
 from .certificates import certificate
+from .columns import append_column
 from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
@@ -394,13 +395,6 @@ def _overlap(U, V, pol) -> float:
 
 
 def _append(prob, pair, U, V, R, pol, lam):
-    """Append the polar maximizer's column at the exact line-search scale."""
-    import torch
-
-    u, v = (x.to(dtype=R.dtype, device=R.device) for x in (pol.u, pol.v))  # theta(u, v) = 1
-    a = float(u @ (R @ v))  # <R, u v^T> = lam * omega
-    uu, vv = u * u, v * v
-    den = float(uu @ (prob.Mf @ vv)) if prob.Mf is not None else float(uu.sum() * vv.sum())
-    s = max(a - lam, 0.0) / max(den, 1e-300)  # argmin_s 1/2|M*(R - s u v^T)|^2 + lam s
-    root = s**0.5
-    return torch.cat([U, root * u[:, None]], 1), torch.cat([V, root * v[:, None]], 1)
+    """Append the polar maximizer's column at the exact line-search scale (:func:`hdlcore.add_column`)."""
+    U, V, *_ = append_column(prob, U, V, R, pol.u, pol.v, lam)
+    return U, V
