@@ -16,9 +16,9 @@ increases across a growth step; for l2/l2 with full data the column is
 
 For l2/l2 a growth step is a **block**: every singular direction of the residual above
 :math:`\\lambda` (at most doubling the size) is appended at once, with one exact line search for the
-block (:func:`_append_block`); with full data and exact singular pairs this is the singular value
+block (``_append_block``); with full data and exact singular pairs this is the singular value
 thresholding of the residual. Directions that a block added beyond the optimum's rank are removed
-by an exact line search on their own scale (:func:`_prune`), and with a mask the ALS rows are solved
+by an exact line search on their own scale (``_prune``), and with a mask the ALS rows are solved
 by a few conjugate-gradient steps once the size exceeds 16. Every step keeps the objective
 monotone, and the final certificate is the same :func:`hdlcore.certify` as for any point.
 

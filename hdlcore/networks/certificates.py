@@ -72,7 +72,7 @@ class NetworkCertificate:
     proves: str  #: what is proven, in words
     basis: str  #: how the polar (and its upper bound) was obtained, in words
     maximizer: list[Any] | None  #: the subnetwork attaining ``polar`` (theta = 1), A's array type
-    euler_residual: float  #: max_i |<Z, phi_i> - theta_i| / max(1, max_i theta_i)
+    euler_residual: float  #: ``max_i |<Z, phi_i> - theta_i| / max(1, max_i theta_i)``
     stationarity: float  #: relative norm of grad loss + lam * grad Theta over non-zero subnetworks
     zero_subnets: np.ndarray  #: indices of the zero subnetworks
     zero_slot_slope: float | None  #: min over tested directions of (f(slot = tau w) - f) / tau^q
