@@ -13,11 +13,11 @@ and everything the solvers need is computed on the stored entries only: the resi
 :math:`(\\sum_{j\\in\\Omega_i} v_j v_j^\\top + \\lambda I)\\, u_i = \\sum_{j\\in\\Omega_i} Y_{ij} v_j` of
 alternating least squares. Memory is O(nnz + (m + n) r), plus the r x r systems of one block of
 rows at a time and the k (m + n) numbers of a k-step Lanczos run of a certificate; no m x n array
-is formed (except on request for a small matrix, see :data:`DENSE_LIMIT`).
+is formed (except on request for a small matrix, see ``DENSE_LIMIT``).
 
 :class:`SparseMatrix` is a matrix on the observed pattern, seen by rows (for ``R @ x``) and by
 columns (for ``R.T @ y``); :class:`SparseProblem` is the sparse counterpart of the dense
-:class:`~hdlcore.matrix.problem.Problem` that every solver takes. The same classes serve
+``Problem`` (hdlcore.matrix.problem) that every solver takes. The same classes serve
 torch.distributed (:mod:`hdlcore.matrix.distributed`): there each process holds the entries of a
 block of rows and of a block of columns, and the ``gather`` and ``sum`` of its communicator are
 collectives. Used by :func:`hdlcore.grow`, :func:`hdlcore.solve_factorized`,
@@ -359,7 +359,7 @@ class SparseMatrix:
         return float(self.pattern.comm.sum(s)[0])
 
     def to_dense(self):
-        """The dense (m, n) tensor, zeros off the pattern: only up to :data:`DENSE_LIMIT` entries."""
+        """The dense (m, n) tensor, zeros off the pattern: only up to ``DENSE_LIMIT`` entries."""
         import torch
 
         m, n = self.shape
@@ -414,7 +414,7 @@ class SparseMatrix:
         """The top singular triplet, exactly: ``(value, u, v, "exact", upper, 0.0, 0, True)`` (the
         fields of :class:`hdlcore.matrix.spectral.SigmaMax`).
 
-        A full SVD of the dense matrix up to :data:`DENSE_LIMIT` entries, else the
+        A full SVD of the dense matrix up to ``DENSE_LIMIT`` entries, else the
         eigendecomposition of the Gram matrix of the smaller side when it has at most
         :data:`GRAM_LIMIT` columns (both proofs up to the rounding allowance
         ``max(m, n) * eps * sigma_1``); a clear error otherwise. The probabilistic and krylov Lanczos runs of
@@ -450,7 +450,7 @@ class SparseMatrix:
 
 # -- the problem ---------------------------------------------------------------------------------
 class SparseProblem:
-    """Validated sparse data: the sparse counterpart of :class:`~hdlcore.matrix.problem.Problem`.
+    """Validated sparse data: the sparse counterpart of ``Problem`` (hdlcore.matrix.problem).
 
     ``Y`` is a :class:`SparseMatrix` (its pattern is the observed set ``M``); ``Mf`` is the same
     pattern with ones (so ``Mf @ x`` sums over the observed entries of each row).
