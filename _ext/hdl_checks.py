@@ -142,12 +142,13 @@ def _measured_cell(entry: dict) -> nodes.entry:
     return cell
 
 
-def _table(app, fromdoc: str, rows: list[dict]) -> nodes.table:
-    headers = ("Claim", "Measured in this build", "Result")
-    table = nodes.table(classes=["hdl-checks"])
+def table_skeleton(headers: tuple[str, ...], widths: tuple[int, ...],
+                   css: str) -> tuple[nodes.table, nodes.tbody]:
+    """An empty docutils table with its header row; rows go into the returned body."""
+    table = nodes.table(classes=[css])
     group = nodes.tgroup(cols=len(headers))
     table += group
-    for width in (50, 42, 8):
+    for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     group += head
@@ -157,6 +158,11 @@ def _table(app, fromdoc: str, rows: list[dict]) -> nodes.table:
     head += row
     body = nodes.tbody()
     group += body
+    return table, body
+
+
+def _table(app, fromdoc: str, rows: list[dict]) -> nodes.table:
+    table, body = table_skeleton(("Claim", "Measured in this build", "Result"), (50, 42, 8), "hdl-checks")
     for entry in rows:
         claim = nodes.paragraph()
         claim += check_link(app, fromdoc, entry["id"], entry["claim"], warn_from=entry["doc"])

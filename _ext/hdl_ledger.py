@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 from docutils import nodes
-from hdl_checks import all_records, check_link, measured_text
+from hdl_checks import all_records, check_link, measured_text, table_skeleton
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
@@ -180,20 +180,8 @@ def ledger_table(app, fromdoc: str, claims: list[Claim],
     statuses = [claim_status(c, records) for c in claims]
     out: list[nodes.Node] = [nodes.paragraph(text=summary(claims, statuses),
                                              classes=["hdl-ledger-summary"])]
-    headers = ("The talk", "Verdict", "Why", "Decided by")
-    table = nodes.table(classes=["hdl-ledger"])
-    group = nodes.tgroup(cols=len(headers))
-    table += group
-    for width in (38, 12, 32, 18):
-        group += nodes.colspec(colwidth=width)
-    head = nodes.thead()
-    group += head
-    row = nodes.row()
-    for h in headers:
-        row += nodes.entry("", nodes.paragraph(text=h))
-    head += row
-    body = nodes.tbody()
-    group += body
+    table, body = table_skeleton(("The talk", "Verdict", "Why", "Decided by"), (38, 12, 32, 18),
+                                 "hdl-ledger")
     for claim, status in zip(claims, statuses, strict=True):
         row = nodes.row(ids=[f"claim-{claim.id}"], classes=[_css(status.shown)])
         talk = nodes.entry()
