@@ -31,7 +31,7 @@ import numpy as np
 from .._backend import Array, is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_size, param_error, warn_not_converged
-from . import sparse
+from . import quasi_newton, sparse
 from .certificates import certificate
 from .distributed import collective
 from .norms import NormPair, norm_pair
@@ -205,14 +205,22 @@ def rebalance(pair: NormPair, U, V):
 
 
 def descend(prob, pair, U, V, lam, *, method, tol, max_iter, start, objectives=None, times=None,
-            inexact=False):
+            inexact=False, memory=None):
     """Run local descent; returns ``(U, V, history, converged, sweeps)`` with balanced columns.
+
+    ``method="lbfgs"`` (l2/l2, dense data with a mask; internal to :func:`hdlcore.grow`) runs
+    :func:`hdlcore.matrix.quasi_newton.lbfgs` with ``memory`` and leaves the columns unbalanced.
 
     ``inexact`` (ALS only): with a mask and more than ``_CG_RANK`` columns, each ridge half-sweep
     runs a few preconditioned conjugate-gradient steps from the current factor instead of
     forming every row's Gram matrix (see :func:`_cg_rows`)."""
     objectives = [] if objectives is None else objectives
     times = [] if times is None else times
+    if method == "lbfgs":  # no rebalancing: the memory continues where the last call stopped
+        U, V, converged, k = quasi_newton.lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start,
+                                                memory)
+        hist = {"objective": np.array(objectives), "time": np.array(times)}
+        return U, V, hist, converged, k
     U, V = rebalance(pair, U, V)
     if method == "als":
         U, V, converged, k = _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start,
