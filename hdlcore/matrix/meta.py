@@ -15,7 +15,7 @@ increases across a growth step; for l2/l2 with full data the column is
 :math:`\\sqrt{\\sigma_1(R) - \\lambda}` times the top singular pair of the residual.
 
 For l2/l2 a growth step is a **block**: every singular direction of the residual above
-:math:`\\lambda` (at most doubling the size) is appended at once, with one exact line search for the
+:math:`\\lambda` (at most tripling the size) is appended at once, with one exact line search for the
 block (``_append_block``); with full data and exact singular pairs this is the singular value
 thresholding of the residual. Directions that a block added beyond the optimum's rank are removed
 by an exact line search on their own scale (``_prune``), and with a mask the ALS rows are solved
@@ -52,7 +52,7 @@ __all__ = ["grow"]
 _SMALL = 64
 #: A polar excess above this is taken as a clear sign that the size is too small.
 _CLEAR = 0.1
-#: A block growth step adds up to max(_BLOCK_MIN, r) directions (at most doubling the size).
+#: A block growth step adds up to max(_BLOCK_MIN, 2 r) directions (at most tripling the size).
 _BLOCK_MIN = 4
 #: A block keeps the directions whose excess over lam is at least this share of the top one's.
 _BLOCK_SHARE = 0.2
@@ -141,7 +141,7 @@ def grow(
     is then added only if tightening leaves the excess about unchanged, so that an unconverged
     descent is not mistaken for a size that is too small. The polar is tested at least every
     20 sweeps. For l2/l2 a growth step appends every singular direction of the residual above
-    ``lam`` at once (at most doubling the size) with one exact line search, surplus directions
+    ``lam`` at once (at most tripling the size) with one exact line search, surplus directions
     are later removed by their own exact line search, and with a mask the ALS rows are solved
     by a few conjugate-gradient steps above 16 columns, and, once the polar is within 10 % of 1,
     by preconditioned L-BFGS steps (40 between polar tests; ALS again if its line search stalls at
@@ -291,8 +291,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             if U.shape[1] >= max_size:
                 break
             if block:
-                # Every direction above lam (at most doubling the size, and within max_size).
-                room = min(max(_BLOCK_MIN, U.shape[1]), max_size - U.shape[1])
+                # Every direction above lam (at most tripling the size, and within max_size).
+                room = min(max(_BLOCK_MIN, 2 * U.shape[1]), max_size - U.shape[1])
                 above = lam + _BLOCK_SHARE * (pol.value - lam)
                 _, P, Q = top_triplets(R, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
                                        exact=growth_method == "exact")

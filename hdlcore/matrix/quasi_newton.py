@@ -105,10 +105,7 @@ def lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start, memory: Memo
             a = rho * float(torch.dot(s_, q))
             alphas.append(a)
             q.add_(y_, alpha=-a)
-        d = precondition(q)
-        if pairs:
-            s_, y_, rho = pairs[-1]
-            d.mul_(1 / (rho * float(torch.dot(y_, precondition(y_)))))
+        d = precondition(q)  # the metric is already to scale: no Shanno-Phua factor
         for (s_, y_, rho), a in zip(pairs, reversed(alphas), strict=True):
             d.add_(s_, alpha=a - rho * float(torch.dot(y_, d)))
         slope = -float(torch.dot(g, d))
