@@ -59,6 +59,10 @@ _BLOCK_SHARE = 0.2
 #: Above this size the near-1 polar tests use a full SVD when the matrix is small enough for
 #: the certificate's exact method (the residual's top spectrum is flat there: Lanczos is slow).
 _EXACT_NEAR_SIZE = 16
+#: A polar excess below this many times tol, at a converged point, grows by the polar's maximizer.
+_TINY = 100
+#: A direction is pruned only when its best scale stays zero with lam lowered by this share.
+_PRUNE_MARGIN = 1e-3
 #: Descent sweeps between two polar tests.
 _CHUNK = 20
 #: L-BFGS steps between two polar tests (a step costs about a fifth of an ALS sweep).
@@ -104,8 +108,10 @@ def grow(
         Starting factors (any size, e.g. one random column). By default the start is
         :math:`X = 0` and the first step appends the polar maximizer of ``Y``: a one-column start.
     tol : float, optional
-        Stop when the polar is at most ``1 + tol`` at a stationary point (Euler gap at most
-        ``tol * F``). Default 1e-6 for float64, 1e-4 for float32.
+        Stop when the certificate proves ``F - F* <= tol * F`` (:func:`hdlcore.certify`: the polar
+        at most about ``1 + tol`` at a stationary point, or for l2/l2 a duality gap that small,
+        which can hold with the polar slightly above ``1 + tol``). Default 1e-6 for float64,
+        1e-4 for float32.
     max_size : int, optional
         Largest size allowed (default ``min(m, n) + 1`` for l2/l2, ``m * n + 1`` otherwise).
     method : {"auto", "als", "prox"}
@@ -241,11 +247,15 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
         # Near 1 the top of the residual's spectrum is flat and Lanczos needs many steps: up to
         # the certificate's own exact size limit, a full SVD is cheaper.
-        pol = pair._polar(R, method=near_method if near else growth_method, tol=1e-9 if near else 1e-3,
-                          rng=rng, v0=warm)
+        # A full SVD costs about four times its values alone: with block growth (which finds its
+        # own directions) the exact tests take the values, and the maximizer only if needed.
+        method_now = near_method if near else growth_method
+        pol = pair._polar(R, method=method_now, tol=1e-9 if near else 1e-3, rng=rng, v0=warm,
+                          maximizer=not (block and method_now == "exact"))
         omega = pol.value / lam
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
-            pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng, v0=pol.v)
+            pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng, v0=pol.v,
+                              maximizer=not (block and near_method == "exact"))
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
@@ -259,14 +269,17 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         small = tol * max(abs(f), 1e-300)
         # The certificate's two bounds (hdlcore.certify): the polar's, f (omega - 1)_+ + Euler gap,
         # and the duality gap; the certificate is computed only when one of them would prove.
+        # For l2/l2 the duality gap can prove with the polar slightly above 1 + tol (an optimum
+        # whose last singular value is tiny is then not chased); other pairs ask for the polar.
         polar_bound = f * max(omega - 1, 0.0) + euler_gap
-        if omega <= 1 + tol and (min(polar_bound, dual_gap) <= small or cur <= final):
+        passed = omega <= 1 + tol
+        if (block or passed) and min(polar_bound, dual_gap) <= small or passed and cur <= final:
             if block and U.shape[1] > 0:
                 U, V = _compress(U, V)
             cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
                                failure_probability=failure_probability)
             if cert.is_global is True or cert.polar_kind == "lower_bound":
-                converged = cert.polar <= 1 + tol
+                converged = cert.is_global is True or cert.polar <= 1 + tol
                 break
             if cur <= final:  # the growth polar passed, the certificate's did not: stop honestly
                 converged = cert.polar <= 1 + tol and cert.is_global is not False
@@ -286,10 +299,23 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 cur, prev_excess = loose, None
                 continue
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
-        new_direction = excess > tol and _overlap(U, V, pol) < 0.5
+        if excess <= tol or excess > _CLEAR or stable or cur <= final:
+            new_direction = False  # not needed for the decision below
+        elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
+            new_direction = _outside(R, U, V) >= lam + 0.5 * (pol.value - lam)
+        else:
+            new_direction = _overlap(U, V, pol) < 0.5
         if excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final):
             if U.shape[1] >= max_size:
                 break
+            if block and excess <= _TINY * tol:
+                # A tiny excess at a converged point: one more direction of the optimum with a small
+                # singular value. Its pair must be accurate (a rough one is pruned right away).
+                if pol.u is None:  # values only: the exact maximizer (near tests are exact or tight)
+                    pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng)
+                U, V = _append_block(prob, U, V, R, pol.u.to(R)[:, None], pol.v.to(R)[:, None], lam)
+                cur, prev_excess = schedule[1], None  # the rest is already converged
+                continue
             if block:
                 # Every direction above lam (at most tripling the size, and within max_size).
                 room = min(max(_BLOCK_MIN, 2 * U.shape[1]), max_size - U.shape[1])
@@ -297,6 +323,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 _, P, Q = top_triplets(R, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
                                        exact=growth_method == "exact")
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
+                    if pol.u is None:
+                        pol = pair._polar(R, method="exact", rng=rng)
                     P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
                 U, V = _append_block(prob, U, V, R, P, Q, lam)
             else:
@@ -362,7 +390,9 @@ def _prune(prob, U, V, R, f, lam):
         mpq = torch.ones_like(S)
     else:
         mpq = ((P * P).T @ prob.Mf * (Q * Q).T).sum(1)  # (r,): |M * p_i q_i^T|_F^2
-    drop = a + S * mpq <= lam
+    # A margin below lam: a direction of the optimum with a tiny singular value sits at the
+    # boundary; removing it and growing it back would alternate without end.
+    drop = a + S * mpq <= lam * (1 - _PRUNE_MARGIN)
     if not bool(drop.any()) or bool(drop.all()):
         return U, V, False
     keep = ~drop
@@ -410,6 +440,17 @@ def _overlap(U, V, pol) -> float:
         x = x.to(A)
         out += float(torch.linalg.vector_norm(Q.T @ x) ** 2) / max(float(x @ x), 1e-300)
     return out / 2
+
+
+def _outside(R, U, V) -> float:
+    """The largest singular value of ``R`` restricted to the orthogonal complements of the spans
+    of ``U`` and ``V``: ``sigma_1((I - P_U) R (I - P_V))`` (values only, one SVD)."""
+    import torch
+
+    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
+    Rp = R - Qu @ (Qu.T @ R)  # (m, r) @ (r, n)
+    Rp = Rp - (Rp @ Qv) @ Qv.T  # (m, r) @ (r, n)
+    return float(torch.linalg.svdvals(Rp)[0]) if min(Rp.shape) else 0.0
 
 
 def _append(prob, pair, U, V, R, pol, lam):
