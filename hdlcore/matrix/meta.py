@@ -61,8 +61,8 @@ _BLOCK_SHARE = 0.2
 _EXACT_NEAR_SIZE = 16
 #: A polar excess below this many times tol, at a converged point, grows by the polar's maximizer.
 _TINY = 100
-#: A direction is pruned only when its best scale stays zero with lam lowered by this share.
-_PRUNE_MARGIN = 1e-3
+#: Ritz residual of the Lanczos polar tests near 1.
+_NEAR_TOL = 1e-7
 #: Descent sweeps between two polar tests.
 _CHUNK = 20
 #: L-BFGS steps between two polar tests (a step costs about a fifth of an ALS sweep).
@@ -250,11 +250,11 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # A full SVD costs about four times its values alone: with block growth (which finds its
         # own directions) the exact tests take the values, and the maximizer only if needed.
         method_now = near_method if near else growth_method
-        pol = pair._polar(R, method=method_now, tol=1e-9 if near else 1e-3, rng=rng, v0=warm,
+        pol = pair._polar(R, method=method_now, tol=_NEAR_TOL if near else 1e-3, rng=rng, v0=warm,
                           maximizer=not (block and method_now == "exact"))
         omega = pol.value / lam
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
-            pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng, v0=pol.v,
+            pol = pair._polar(R, method=near_method, tol=_NEAR_TOL, rng=rng, v0=pol.v,
                               maximizer=not (block and near_method == "exact"))
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
@@ -390,9 +390,7 @@ def _prune(prob, U, V, R, f, lam):
         mpq = torch.ones_like(S)
     else:
         mpq = ((P * P).T @ prob.Mf * (Q * Q).T).sum(1)  # (r,): |M * p_i q_i^T|_F^2
-    # A margin below lam: a direction of the optimum with a tiny singular value sits at the
-    # boundary; removing it and growing it back would alternate without end.
-    drop = a + S * mpq <= lam * (1 - _PRUNE_MARGIN)
+    drop = a + S * mpq <= lam
     if not bool(drop.any()) or bool(drop.all()):
         return U, V, False
     keep = ~drop
