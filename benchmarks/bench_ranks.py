@@ -262,8 +262,9 @@ def main(argv=None):
     for t in targets:
         print(f"{'MET ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']:.3g}")
     print(f"load average before {info['load_before']}, after {info['load_after']}")
-    result = dict(info=info, problem="n x n, rank 5 + N(0, 0.5^2), 30 % observed", tolerance=TOL,
-                  rows=rows, path=path_rows, targets=targets)
+    command = " ".join(["python", "benchmarks/bench_ranks.py", *(argv if argv is not None else sys.argv[1:])])
+    result = dict(command=command, info=info, problem="n x n, rank 5 + N(0, 0.5^2), 30 % observed",
+                  tolerance=TOL, rows=rows, path=path_rows, targets=targets)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2))
     print(f"wrote {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}")
