@@ -219,15 +219,14 @@ def descend(prob, pair, U, V, lam, *, method, tol, max_iter, start, objectives=N
     if method == "lbfgs":  # no rebalancing: the memory continues where the last call stopped
         U, V, converged, k = quasi_newton.lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start,
                                                 memory)
-        hist = {"objective": np.array(objectives), "time": np.array(times)}
-        return U, V, hist, converged, k
-    U, V = rebalance(pair, U, V)
-    if method == "als":
-        U, V, converged, k = _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start,
-                                  inexact=inexact)
     else:
-        U, V, converged, k = _palm(prob, pair, U, V, lam, tol, max_iter, objectives, times, start)
-    U, V = rebalance(pair, U, V)
+        U, V = rebalance(pair, U, V)
+        if method == "als":
+            U, V, converged, k = _als(prob, pair, U, V, lam, tol, max_iter, objectives, times, start,
+                                      inexact=inexact)
+        else:
+            U, V, converged, k = _palm(prob, pair, U, V, lam, tol, max_iter, objectives, times, start)
+        U, V = rebalance(pair, U, V)
     hist = {"objective": np.array(objectives), "time": np.array(times)}
     return U, V, hist, converged, k
 
@@ -288,14 +287,10 @@ def _cg_rows(Yt, Mf, V, lam, U_old, steps=_CG_STEPS):
 
     B = Yt @ V  # (m, n) @ (n, r) -> (m, r)
     b2 = max(float((B * B).sum()), 1e-300)
-    d, E = torch.linalg.eigh(V.T @ V)  # (r,), (r, r)
-    c = Mf.mean(1, keepdim=True)  # (m, 1): fraction observed per row
+    precondition = quasi_newton.row_metric_solver(Mf, V, lam)  # rows solve (c_i V^T V + lam I) z = g
 
     def apply(P):
         return (Mf * (P @ V.T)) @ V + lam * P  # (m, r) @ (r, n) -> (m, n) -> (m, r)
-
-    def precondition(G):
-        return ((G @ E) / (c * d + lam)) @ E.T  # rows solve (c_i V^T V + lam I) z = g
 
     U = U_old
     G = B - apply(U)  # the negative gradient in U at U_old

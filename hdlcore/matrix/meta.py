@@ -172,14 +172,9 @@ def grow(
     prob, lam = prepare(Y, mask, lam, func, group)
     pair = norm_pair(norms, func)
     m, n = prob.shape
-    method = descent_method(method, pair, func)
-    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-6, 1e-4), max_iter,
-                                                      polar_method, rng)
-    default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
-    max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
+    opts, rng = grow_options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
     failure_probability = check_scalar(failure_probability, "failure_probability", func, gt=0, lt=1)
-    rng = prob.agree(func, rng, lam=lam, norms=pair.name, U0=U0, V0=V0, tol=tol, max_size=max_size,
-                     method=method, max_iter=max_iter, polar_method=polar_method,
+    rng = prob.agree(func, rng, lam=lam, norms=pair.name, U0=U0, V0=V0, **opts,
                      failure_probability=failure_probability)
     import torch
 
@@ -188,10 +183,22 @@ def grow(
         V = torch.zeros(n, 0, dtype=prob.Y.dtype, device=prob.Y.device)
     else:
         U, V = start_point(prob, pair, None, U0, V0, rng, func)
-    res, _, _ = _grow(prob, pair, lam, U, V, tol=tol, max_size=max_size, method=method,
-                      max_iter=max_iter, polar_method=polar_method, rng=rng, func=func,
+    res, _, _ = _grow(prob, pair, lam, U, V, **opts, rng=rng, func=func,
                       failure_probability=failure_probability)
     return res
+
+
+def grow_options(prob, pair, tol, method, max_iter, polar_method, max_size, rng,
+                 func) -> tuple[dict, np.random.Generator]:
+    """Validated options of :func:`grow` (and of every grow along :func:`hdlcore.grow_path`)."""
+    m, n = prob.shape
+    method = descent_method(method, pair, func)
+    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-6, 1e-4), max_iter,
+                                                      polar_method, rng)
+    default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
+    max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
+    return dict(tol=tol, method=method, max_iter=max_iter, polar_method=polar_method,
+                max_size=max_size), rng
 
 
 def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_method, rng,

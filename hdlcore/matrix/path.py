@@ -27,9 +27,9 @@ import numpy as np
 from .._backend import is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_choice, check_scalar, param_error
-from .meta import _grow
+from .meta import _grow, grow_options
 from .norms import norm_pair
-from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
+from .problem import MatrixResult, Problem, prepare
 
 __all__ = ["PathResult", "LambdaSelection", "grow_path", "select_lambda"]
 
@@ -180,19 +180,6 @@ def _path(prob, pair, lams, *, tol, method, max_iter, polar_method, max_size, rn
     return path, factors
 
 
-def _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng,
-             func) -> tuple[dict, np.random.Generator]:
-    """Validated options of every grow along the path (as :func:`hdlcore.grow` checks them)."""
-    m, n = prob.shape
-    method = descent_method(method, pair, func)
-    tol, max_iter, polar_method, rng = solver_options(prob, func, tol, (1e-6, 1e-4), max_iter,
-                                                      polar_method, rng)
-    default_max = min(m, n) + 1 if pair.name == "l2/l2" else m * n + 1
-    max_size = default_max if max_size is None else check_scalar(max_size, "max_size", func, kind="int", ge=1)
-    return dict(tol=tol, method=method, max_iter=max_iter, polar_method=polar_method,
-                max_size=max_size), rng
-
-
 @one_thread_when_small
 def grow_path(
     Y: Any,
@@ -265,7 +252,7 @@ def grow_path(
     if not isinstance(prob, Problem):
         raise param_error("Y", func, "a dense array or tensor (for sparse data use grow)", Y, TypeError)
     pair = norm_pair(norms, func)
-    opts, rng = _options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
+    opts, rng = grow_options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
     n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
     lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
     if lams is None:
@@ -347,7 +334,7 @@ def select_lambda(
     pair = norm_pair(norms, func)
     holdout = check_scalar(holdout, "holdout", func, gt=0, lt=1)
     refit = check_choice(refit, "refit", func, (True, False))
-    opts, rng = _options(prob, pair, tol, "auto", max_iter, polar_method, None, rng, func)
+    opts, rng = grow_options(prob, pair, tol, "auto", max_iter, polar_method, None, rng, func)
     observed = np.ones(prob.shape, bool) if prob.M is None else prob.M.cpu().numpy()
     idx = np.flatnonzero(observed)
     n_hold = int(round(holdout * idx.size))

@@ -54,6 +54,18 @@ class Memory:
         return self.U is U and self.V is V
 
 
+def row_metric_solver(Mf, V, lam):
+    """``G -> Z`` whose rows solve :math:`(c_i V^\\top V + \\lambda I) z_i = g_i`, with :math:`c_i` the
+    fraction of row ``i`` of the mask ``Mf`` observed: the ALS rows' ridge systems with each row's
+    mask replaced by its mean. One eigendecomposition of :math:`V^\\top V` serves every row; used
+    by L-BFGS here and by the conjugate-gradient ALS rows (:mod:`hdlcore.matrix.factorized`)."""
+    import torch
+
+    d, E = torch.linalg.eigh(V.T @ V)  # (r,), (r, r)
+    den = Mf.mean(1, keepdim=True) * d + lam  # (m, r)
+    return lambda G: ((G @ E) / den) @ E.T
+
+
 def lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start, memory: Memory | None = None):
     """At most ``max_iter`` preconditioned L-BFGS steps on ``f(U, V)``.
 
@@ -73,14 +85,11 @@ def lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start, memory: Memo
         memory = memory if memory is not None else Memory()
         memory.pairs = []
     pairs = memory.pairs  # (s, y, 1 / <s, y>), flat vectors of the stacked factors [U; V]
-    du, Eu = torch.linalg.eigh(V.T @ V)  # metric of U's rows: c_i V^T V + lam I
-    dv, Ev = torch.linalg.eigh(U.T @ U)  # of V's rows: c_j U^T U + lam I
-    wu = 1 / (Mf.mean(1, keepdim=True) * du + lam)  # (m, r); c_i: the fraction observed in row i
-    wv = 1 / (Mf.mean(0).unsqueeze(1) * dv + lam)  # (n, r)
+    metric_u, metric_v = row_metric_solver(Mf, V, lam), row_metric_solver(Mf.T, U, lam)
 
     def precondition(g):  # g: flat gradient of [U; V] -> flat
         G = g.view(-1, U.shape[1])
-        return torch.cat([((G[:m] @ Eu) * wu) @ Eu.T, ((G[m:] @ Ev) * wv) @ Ev.T]).view(-1)
+        return torch.cat([metric_u(G[:m]), metric_v(G[m:])]).view(-1)
 
     def value(W):
         Un, Vn = W[:m], W[m:]
