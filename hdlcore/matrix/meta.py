@@ -21,7 +21,10 @@ thresholding of the residual. Directions that a block added beyond the optimum's
 by an exact line search on their own scale (``_prune``), and with a mask the ALS rows are solved
 by a few conjugate-gradient steps once the size exceeds 16. With a mask, once the polar is near 1
 the local descent is preconditioned L-BFGS (:mod:`hdlcore.matrix.quasi_newton`), where ALS slows
-down. Every step keeps the objective monotone, and the final certificate is the same
+down; where a test finds the polar's excess inside the spans of U and V, the convex problem
+restricted to those spans is solved before the next test (:mod:`hdlcore.matrix.subspace`). Above
+the exact certificate's size, the polar tests split the residual on the same spans
+(``_split_polar``). Every step keeps the objective monotone, and the final certificate is the same
 :func:`hdlcore.certify` as for any point: the loop computes it only when one of its bounds, at the
 growth step's own polar, would prove.
 
@@ -31,6 +34,7 @@ Used by Chapter 3 (matrix factorization) and ``benchmarks/bench_completion.py``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +49,7 @@ from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 from .quasi_newton import Memory
 from .spectral import EXACT_SIZE_LIMIT, top_triplets
+from .subspace import restricted_solve
 
 __all__ = ["grow"]
 
@@ -66,7 +71,7 @@ _NEAR_TOL = 1e-7
 #: Descent sweeps between two polar tests.
 _CHUNK = 20
 #: L-BFGS steps between two polar tests (a step costs about a fifth of an ALS sweep).
-_QN_CHUNK = 40
+_QN_CHUNK = 20
 
 
 @collective
@@ -150,9 +155,13 @@ def grow(
     ``lam`` at once (at most tripling the size) with one exact line search, surplus directions
     are later removed by their own exact line search, and with a mask the ALS rows are solved
     by a few conjugate-gradient steps above 16 columns, and, once the polar is within 10 % of 1,
-    by preconditioned L-BFGS steps (40 between polar tests; ALS again if its line search stalls at
-    rounding); each of these steps keeps the objective monotone. Other pairs add one column per
-    step, as the polar's maximizer.
+    by preconditioned L-BFGS steps (20 between polar tests; ALS again if its line search stalls at
+    rounding), each followed, when the last test put most of the excess inside the spans of U and
+    V, by a solve of the convex problem restricted to those spans (:mod:`hdlcore.matrix.subspace`);
+    each of these steps keeps the objective monotone. Above the size where the certificate takes a
+    full SVD, the polar tests split the residual on the spans of U and V (a small exact block and
+    a Lanczos run on the rest); the final certificate always uses the whole residual. Other
+    pairs add one column per step, as the polar's maximizer.
     Used in Chapter 3 and by :func:`hdlcore.grow_path`.
 
     References
@@ -230,6 +239,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     pol = None
     ok = True
     memory = Memory()  # L-BFGS pairs, kept while the point is only moved by L-BFGS itself
+    split_v = None  # the last split test's top right vector off the span of V (a warm start)
+    inside = False  # most of the last polar test's excess lies inside the spans of U and V
     while True:
         if U.shape[1] > 0:
             # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
@@ -243,6 +254,12 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                                      objectives=sweep_obj, times=sweep_time, inexact=inexact,
                                      memory=memory)
             sweeps += k
+            if polish and inside:
+                # The last test's excess lay inside the spans of U and V (the columns' scales,
+                # which the factorized descents fix slowly): the convex problem on the spans
+                # removes it before the next test (hdlcore.matrix.subspace; counted as a sweep).
+                U, V, _ = restricted_solve(prob, U, V, lam)
+                sweeps += 1
         R = prob.residual(U, V)
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
         # A loose Lanczos run first: its value is a lower bound, so a clear excess over 1 is
@@ -252,18 +269,28 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         near = prev_excess is not None
         near_method = "exact" if exact_fits and U.shape[1] > _EXACT_NEAR_SIZE else growth_method
         warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
-        # Near 1 the top of the residual's spectrum is flat and Lanczos needs many steps: up to
-        # the certificate's own exact size limit, a full SVD is cheaper.
+        # Near 1 the top of the residual's spectrum is a cluster at lam (R V = lam U at a
+        # stationary point) and Lanczos on R needs hundreds of steps; for l2/l2 the near tests
+        # split R on the spans of U and V instead (_split_polar: small exact blocks and a
+        # Lanczos run on the rest, whose top is not clustered).
         # A full SVD costs about four times its values alone: with block growth (which finds its
         # own directions) the exact tests take the values, and the maximizer only if needed.
         method_now = near_method if near else growth_method
-        pol = pair._polar(R, method=method_now, tol=_NEAR_TOL if near else 1e-3, rng=rng, v0=warm,
-                          maximizer=not (block and method_now == "exact"))
+        sp = None
+        if block and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
+            sp = _split_polar(R, U, V, lam, rng, split_v)
+            pol, split_v = sp.polar, sp.v
+        else:
+            pol = pair._polar(R, method=method_now, tol=_NEAR_TOL if near else 1e-3, rng=rng, v0=warm,
+                              maximizer=not (block and method_now == "exact"))
         omega = pol.value / lam
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
             pol = pair._polar(R, method=near_method, tol=_NEAR_TOL, rng=rng, v0=pol.v,
                               maximizer=not (block and near_method == "exact"))
             omega = pol.value / lam
+        if inexact and U.shape[1] > 0 and omega > 1 + tol:  # where the excess lies, for the polish
+            a = sp.a if sp is not None else _inside(R, U, V)
+            inside = a - lam >= 0.5 * (pol.value - lam)
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
         c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
@@ -280,7 +307,11 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # whose last singular value is tiny is then not chased); other pairs ask for the polar.
         polar_bound = f * max(omega - 1, 0.0) + euler_gap
         passed = omega <= 1 + tol
-        if (block or passed) and min(polar_bound, dual_gap) <= small or passed and cur <= final:
+        # A split test with no excess outside the spans at a descent at rounding: certify (the
+        # excess inside them, if any, is the split's overestimate or beyond the descent's reach).
+        inside_only = sp is not None and sp.d <= lam * (1 + tol)
+        if ((block or passed) and min(polar_bound, dual_gap) <= small
+                or (passed or inside_only) and cur <= final):
             if block and U.shape[1] > 0:
                 U, V = _compress(U, V)
             cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
@@ -306,16 +337,27 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 cur, prev_excess = loose, None
                 continue
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
-        if excess <= tol or excess > _CLEAR or stable or cur <= final:
-            new_direction = False  # not needed for the decision below
-        elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
-            new_direction = _outside(R, U, V) >= lam + 0.5 * (pol.value - lam)
+        if sp is not None:  # a split test says where the excess is; only the outside one grows
+            new_direction = sp.d >= lam + 0.5 * (pol.value - lam)
+            grow_now = sp.d > lam * (1 + tol) and (excess > _CLEAR or new_direction or stable or cur <= final)
         else:
-            new_direction = _overlap(U, V, pol) < 0.5
-        if excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final):
+            if excess <= tol or excess > _CLEAR or stable or cur <= final:
+                new_direction = False  # not needed for the decision below
+            elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
+                new_direction = _outside(R, U, V) >= lam + 0.5 * (pol.value - lam)
+            else:
+                new_direction = _overlap(U, V, pol) < 0.5
+            grow_now = excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final)
+        if grow_now:
             if U.shape[1] >= max_size:
                 break
-            if block and excess <= _TINY * tol:
+            if sp is not None and sp.d <= lam * (1 + _TINY * tol):
+                # A tiny excess outside the spans at a converged point: the split's top pair of
+                # the rest (Ritz residual 1e-7 near 1).
+                U, V = _append_block(prob, U, V, R, sp.u[:, None], sp.v[:, None], lam)
+                cur, prev_excess = schedule[1], None
+                continue
+            if sp is None and block and excess <= _TINY * tol:
                 # A tiny excess at a converged point: one more direction of the optimum with a small
                 # singular value. Its pair must be accurate (a rough one is pruned right away).
                 if pol.u is None:  # values only: the exact maximizer (near tests are exact or tight)
@@ -324,15 +366,20 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 cur, prev_excess = schedule[1], None  # the rest is already converged
                 continue
             if block:
-                # Every direction above lam (at most tripling the size, and within max_size).
+                # Every direction above lam (at most tripling the size, and within max_size); with a
+                # split test, of the rest D (new directions only).
                 room = min(max(_BLOCK_MIN, 2 * U.shape[1]), max_size - U.shape[1])
-                above = lam + _BLOCK_SHARE * (pol.value - lam)
-                _, P, Q = top_triplets(R, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
-                                       exact=growth_method == "exact")
+                top = pol.value if sp is None else sp.d
+                above = lam + _BLOCK_SHARE * (top - lam)
+                _, P, Q = top_triplets(R if sp is None else sp.D, above=max(above, lam * (1 + tol)),
+                                       k_max=room, rng=rng, exact=growth_method == "exact")
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
-                    if pol.u is None:
-                        pol = pair._polar(R, method="exact", rng=rng)
-                    P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
+                    if sp is not None:
+                        P, Q = sp.u[:, None], sp.v[:, None]
+                    else:
+                        if pol.u is None:
+                            pol = pair._polar(R, method="exact", rng=rng)
+                        P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
                 U, V = _append_block(prob, U, V, R, P, Q, lam)
             else:
                 U, V = _append(prob, pair, U, V, R, pol, lam)
@@ -433,6 +480,59 @@ def _append_block(prob, U, V, R, P, Q, lam):
     return torch.cat([U, P * root], 1), torch.cat([V, Q * root], 1)
 
 
+@dataclass(frozen=True)
+class _Split:
+    """A split polar test (:func:`_split_polar`)."""
+
+    polar: Any  # PolarResult: the bound from the blocks' norms
+    a: float  # sigma_1(A), A = Qu^T R Qv: the spans' own block
+    d: float  # sigma_1(D), D = (I - P_U) R (I - P_V): what a new direction would add
+    u: Any  # D's top left and right vectors (Ritz)
+    v: Any
+    D: Any  # D itself, (m, n): the growth steps take its top triplets
+
+
+def _split_polar(R, U, V, lam, rng, v0) -> _Split:
+    """sigma_1(R) near a stationary point, from the blocks of R on the spans of U and V.
+
+    With orthonormal bases ``Qu``, ``Qv`` of the spans, ``R`` has the blocks
+    ``A = Qu^T R Qv`` (r x r), ``B = Qu^T R (I - P_V)``, ``C = (I - P_U) R Qv`` and
+    ``D = (I - P_U) R (I - P_V)``, and ``sigma_1(R) <= |[[|A|, |B|], [|C|, |D|]]|_2``
+    (the 2 x 2 matrix of the blocks' norms). At a stationary
+    point ``B = C = 0`` and ``A``'s values are ``lam`` (``R V = lam U``): the cluster at the top of
+    R's spectrum, on which Lanczos spends hundreds of steps, sits in the small block ``A`` (exact
+    here, as are ``B`` and ``C``), and ``D``'s top, which Lanczos finds in a few dozen steps, is
+    what a new column would add. ``sigma_1(D)`` is a Ritz value (a lower bound; Ritz residual
+    1e-7 where it decides): the value is evidence for the loop's decisions, never a certificate
+    (the certificate is computed from R itself). ``v0``: a warm start for D's Lanczos run.
+    """
+    import torch
+
+    from .norms import PolarResult
+    from .spectral import top_singular
+
+    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
+    RQv = R @ Qv  # (m, n) @ (n, r) -> (m, r)
+    QuR = Qu.T @ R  # (r, m) @ (m, n) -> (r, n)
+    A = Qu.T @ RQv  # (r, r)
+    C = RQv - Qu @ A  # (I - P_U) R Qv, (m, r)
+    B = QuR - A @ Qv.T  # Qu^T R (I - P_V), (r, n)
+    a, b, c = (float(torch.linalg.svdvals(X)[0]) for X in (A, B, C))
+    D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
+    D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
+    warm = None if v0 is None else v0 - Qv @ (Qv.T @ v0)
+    d = top_singular(D, method="krylov", tol=1e-3, rng=rng, v0=warm)
+    # A Ritz value with residual 1e-3 sigma may be low by about that much: refine where it could
+    # decide (against A's value or lam).
+    if d.value >= 0.998 * max(a, lam):
+        d = top_singular(D, method="krylov", tol=_NEAR_TOL, rng=rng, v0=d.v)
+    value = float(torch.linalg.matrix_norm(torch.tensor([[a, b], [c, d.value]], dtype=torch.float64), 2))
+    u, v = (d.u, d.v) if d.value >= a else (None, None)
+    detail = (f"split on span(U), span(V): |A| = {a:.10g}, |B| = {b:.3g}, |C| = {c:.3g}, "
+              f"|D| >= {d.value:.10g} (Lanczos, {d.steps} steps)")
+    return _Split(PolarResult(value, u, v, "split", value, detail), a, d.value, d.u, d.v, D)
+
+
 def _overlap(U, V, pol) -> float:
     """Mean squared cosine between the polar maximizer and the spans of U and V (0 when r = 0)."""
     import torch
@@ -445,6 +545,14 @@ def _overlap(U, V, pol) -> float:
         x = x.to(A)
         out += float(torch.linalg.vector_norm(Q.T @ x) ** 2) / max(float(x @ x), 1e-300)
     return out / 2
+
+
+def _inside(R, U, V) -> float:
+    """``sigma_1(Qu^T R Qv)``: the largest singular value of R on the spans of U and V."""
+    import torch
+
+    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
+    return float(torch.linalg.svdvals(Qu.T @ (R @ Qv))[0])  # (r, m) @ ((m, n) @ (n, r))
 
 
 def _outside(R, U, V) -> float:
