@@ -21,8 +21,9 @@ thresholding of the residual. Directions that a block added beyond the optimum's
 by an exact line search on their own scale (``_prune``), and with a mask the ALS rows are solved
 by a few conjugate-gradient steps once the size exceeds 16. With a mask, once the polar is near 1
 the local descent is preconditioned L-BFGS (:mod:`hdlcore.matrix.quasi_newton`), where ALS slows
-down; where a test finds the polar's excess inside the spans of U and V, the convex problem
-restricted to those spans is solved before the next test (:mod:`hdlcore.matrix.subspace`). Above
+down, and before each polar test the convex problem restricted to the spans of U and V is
+solved (:mod:`hdlcore.matrix.subspace`), which removes the part of the polar's excess that lies
+inside them. Above
 the exact certificate's size, the polar tests split the residual on the same spans
 (``_split_polar``). Every step keeps the objective monotone, and the final certificate is the same
 :func:`hdlcore.certify` as for any point: the loop computes it only when one of its bounds, at the
@@ -156,9 +157,8 @@ def grow(
     are later removed by their own exact line search, and with a mask the ALS rows are solved
     by a few conjugate-gradient steps above 16 columns, and, once the polar is within 10 % of 1,
     by preconditioned L-BFGS steps (20 between polar tests; ALS again if its line search stalls at
-    rounding), each followed, when the last test put most of the excess inside the spans of U and
-    V, by a solve of the convex problem restricted to those spans (:mod:`hdlcore.matrix.subspace`);
-    each of these steps keeps the objective monotone. Above the size where the certificate takes a
+    rounding), followed by a solve of the convex problem restricted to the spans of U and V
+    (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Above the size where the certificate takes a
     full SVD, the polar tests split the residual on the spans of U and V (a small exact block and
     a Lanczos run on the rest); the final certificate always uses the whole residual. Other
     pairs add one column per step, as the polar's maximizer.
@@ -240,7 +240,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     ok = True
     memory = Memory()  # L-BFGS pairs, kept while the point is only moved by L-BFGS itself
     split_v = None  # the last split test's top right vector off the span of V (a warm start)
-    inside = False  # most of the last polar test's excess lies inside the spans of U and V
+    pruning = False  # the last step removed columns (_prune)
     while True:
         if U.shape[1] > 0:
             # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
@@ -254,14 +254,21 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                                      objectives=sweep_obj, times=sweep_time, inexact=inexact,
                                      memory=memory)
             sweeps += k
-            if polish and inside:
-                # The last test's excess lay inside the spans of U and V (the columns' scales,
-                # which the factorized descents fix slowly): the convex problem on the spans
-                # removes it before the next test (hdlcore.matrix.subspace; counted as a sweep).
+            if polish:
+                # The convex problem on the spans of U and V before the next test: near the end
+                # the polar's excess lies mostly inside them (the scales of columns with small
+                # singular values, which the factorized descents fix slowly; see
+                # hdlcore.matrix.subspace). Counted as one sweep.
                 U, V, _ = restricted_solve(prob, U, V, lam)
                 sweeps += 1
         R = prob.residual(U, V)
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
+        if pruning and U.shape[1] > 1 and sweeps < max_iter:
+            # Still pruning: the directions a block added beyond the optimum's rank shrink under
+            # the descent and are removed as they reach zero; no polar test until none is left.
+            U, V, pruning = _prune(prob, U, V, R, f, lam)
+            if pruning:
+                continue
         # A loose Lanczos run first: its value is a lower bound, so a clear excess over 1 is
         # reliable; near 1 the value is refined before any decision.
         # Near 1 (a second test at the same size) Lanczos starts from the last top vector: the
@@ -288,9 +295,6 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             pol = pair._polar(R, method=near_method, tol=_NEAR_TOL, rng=rng, v0=pol.v,
                               maximizer=not (block and near_method == "exact"))
             omega = pol.value / lam
-        if inexact and U.shape[1] > 0 and omega > 1 + tol:  # where the excess lies, for the polish
-            a = sp.a if sp is not None else _inside(R, U, V)
-            inside = a - lam >= 0.5 * (pol.value - lam)
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
         c = (U * (R @ V)).sum() if U.shape[1] else torch.zeros(())
@@ -334,7 +338,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         if block and U.shape[1] > 1 and excess > tol:
             U, V, pruned = _prune(prob, U, V, R, f, lam)
             if pruned:  # fewer columns, same or lower objective: descend again before deciding
-                cur, prev_excess = loose, None
+                cur, prev_excess, pruning = loose, None, True
                 continue
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
         if sp is not None:  # a split test says where the excess is; only the outside one grows
@@ -545,14 +549,6 @@ def _overlap(U, V, pol) -> float:
         x = x.to(A)
         out += float(torch.linalg.vector_norm(Q.T @ x) ** 2) / max(float(x @ x), 1e-300)
     return out / 2
-
-
-def _inside(R, U, V) -> float:
-    """``sigma_1(Qu^T R Qv)``: the largest singular value of R on the spans of U and V."""
-    import torch
-
-    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
-    return float(torch.linalg.svdvals(Qu.T @ (R @ Qv))[0])  # (r, m) @ ((m, n) @ (n, r))
 
 
 def _outside(R, U, V) -> float:
