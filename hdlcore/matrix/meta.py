@@ -158,10 +158,10 @@ def grow(
     by a few conjugate-gradient steps above 16 columns, and, once the polar is within 10 % of 1,
     by preconditioned L-BFGS steps (20 between polar tests; ALS again if its line search stalls at
     rounding), followed by a solve of the convex problem restricted to the spans of U and V
-    (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Above the size where the certificate takes a
-    full SVD, the polar tests split the residual on the spans of U and V (a small exact block and
-    a Lanczos run on the rest); the final certificate always uses the whole residual. Other
-    pairs add one column per step, as the polar's maximizer.
+    (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Above the
+    size where the certificate takes a full SVD, the polar tests split the residual on the spans
+    of U and V (a small exact block and a Lanczos run on the rest); the final certificate always
+    uses the whole residual. Other pairs add one column per step, as the polar's maximizer.
     Used in Chapter 3 and by :func:`hdlcore.grow_path`.
 
     References
