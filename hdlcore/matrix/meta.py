@@ -58,8 +58,10 @@ __all__ = ["grow"]
 _SMALL = 64
 #: A polar excess above this is taken as a clear sign that the size is too small.
 _CLEAR = 0.1
-#: A block growth step adds up to max(_BLOCK_MIN, 2 r) directions (at most tripling the size).
+#: A block growth step adds up to max(_BLOCK_MIN, _BLOCK_GROWTH r) directions (2: at most tripling
+#: the size; 3 and 4 measured no better overall at n = 400 and 2000, ranks 5-151).
 _BLOCK_MIN = 4
+_BLOCK_GROWTH = 2
 #: A block keeps the directions whose excess over lam is at least this share of the top one's.
 _BLOCK_SHARE = 0.2
 #: Above this size the near-1 polar tests use a full SVD when the matrix is small enough for
@@ -372,11 +374,15 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             if block:
                 # Every direction above lam (at most tripling the size, and within max_size); with a
                 # split test, of the rest D (new directions only).
-                room = min(max(_BLOCK_MIN, 2 * U.shape[1]), max_size - U.shape[1])
+                room = min(max(_BLOCK_MIN, _BLOCK_GROWTH * U.shape[1]), max_size - U.shape[1])
                 top = pol.value if sp is None else sp.d
                 above = lam + _BLOCK_SHARE * (top - lam)
-                _, P, Q = top_triplets(R if sp is None else sp.D, above=max(above, lam * (1 + tol)),
+                # Of the rest D in single precision: directions, not certificates, and half the
+                # memory traffic of Lanczos's matrix-vector products.
+                G = R if sp is None else sp.D.float()
+                _, P, Q = top_triplets(G, above=max(above, lam * (1 + tol)),
                                        k_max=room, rng=rng, exact=growth_method == "exact")
+                P, Q = P.to(R.dtype), Q.to(R.dtype)
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
                     if sp is not None:
                         P, Q = sp.u[:, None], sp.v[:, None]
@@ -525,16 +531,18 @@ def _split_polar(R, U, V, lam, rng, v0) -> _Split:
     D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
     D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
     warm = None if v0 is None else v0 - Qv @ (Qv.T @ v0)
-    d = top_singular(D, method="krylov", tol=1e-3, rng=rng, v0=warm)
-    # A Ritz value with residual 1e-3 sigma may be low by about that much: refine where it could
-    # decide (against A's value or lam).
-    if d.value >= 0.998 * max(a, lam):
-        d = top_singular(D, method="krylov", tol=_NEAR_TOL, rng=rng, v0=d.v)
+    # The loose run in single precision (half the memory traffic); the refinement in D's own.
+    d = top_singular(D.float(), method="krylov", tol=1e-3, rng=rng, v0=warm)
+    # A Ritz value lies within its residual of a singular value: refine where D's top could
+    # reach lam, the threshold of every decision it enters (a new column, where the excess is).
+    if d.value + 2 * d.residual >= lam:
+        d = top_singular(D, method="krylov", tol=_NEAR_TOL, rng=rng, v0=d.v.to(D.dtype))
     value = float(torch.linalg.matrix_norm(torch.tensor([[a, b], [c, d.value]], dtype=torch.float64), 2))
-    u, v = (d.u, d.v) if d.value >= a else (None, None)
+    du, dv = d.u.to(D.dtype), d.v.to(D.dtype)  # (float32 when not refined)
+    u, v = (du, dv) if d.value >= a else (None, None)
     detail = (f"split on span(U), span(V): |A| = {a:.10g}, |B| = {b:.3g}, |C| = {c:.3g}, "
               f"|D| >= {d.value:.10g} (Lanczos, {d.steps} steps)")
-    return _Split(PolarResult(value, u, v, "split", value, detail), a, d.value, d.u, d.v, D)
+    return _Split(PolarResult(value, u, v, "split", value, detail), a, d.value, du, dv, D)
 
 
 def _overlap(U, V, pol) -> float:
