@@ -113,3 +113,14 @@ def test_grow_with_split_tests_matches_the_convex_solver(monkeypatch, lam):
     assert res.certificate.is_global is True and res.converged
     assert res.objective == pytest.approx(ref.objective, rel=1e-6)
     assert res.size == int(np.sum(np.linalg.svd(ref.X, compute_uv=False) > 1e-6 * lam))
+
+
+def test_grow_returns_factors_with_a_fixed_sign_convention():
+    # singular vectors have arbitrary signs; grow's columns do not: u_i's largest entry is positive
+    Y, mask = _problem(50, 40, 4, 0.5, seed=11)
+    for data in (Y, -Y):
+        res = hd.grow(data, 1.0, mask, rng=0)
+        U = np.asarray(res.U)
+        assert np.all(U[np.abs(U).argmax(0), np.arange(U.shape[1])] > 0)
+    a, b = hd.grow(Y, 1.0, mask, rng=0), hd.grow(-Y, 1.0, mask, rng=0)
+    assert np.allclose(np.asarray(a.U) @ np.asarray(a.V).T, -(np.asarray(b.U) @ np.asarray(b.V).T), atol=1e-6)

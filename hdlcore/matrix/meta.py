@@ -405,7 +405,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     if not converged:
         warn_not_converged(func, f"polar {cert.polar:.8g} > 1 + tol ({tol:g}) at size {U.shape[1]} "
                            f"after {sweeps} sweeps (max_size={max_size}, max_iter={max_iter})")
-    U, V = rebalance(pair, U, V)
+    U, V = _signs(*rebalance(pair, U, V))
     hist = {k: np.asarray(v) for k, v in rows.items()}
     hist["sweep_objective"] = np.asarray(sweep_obj)
     hist["sweep_time"] = np.asarray(sweep_time)
@@ -413,6 +413,20 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                        history=hist, converged=converged, certificate=cert, n_iter=sweeps, lam=lam,
                        norms=pair.name, method=f"grow ({method})", x_max_entries=prob.x_max_entries)
     return res, U, V
+
+
+def _signs(U, V):
+    """Each column pair ``(u_i, v_i)`` with the sign that makes u_i's largest entry (in absolute
+    value) positive: ``U V^T`` unchanged, and the factors do not depend on the arbitrary signs of
+    the singular vectors that the growth steps and restricted solves take."""
+    import torch
+
+    if U.shape[1] == 0:
+        return U, V
+    idx = U.abs().argmax(0)  # (r,)
+    sign = torch.sign(U.gather(0, idx[None, :]))  # (1, r)
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    return U * sign, V * sign
 
 
 def _svd_factors(U, V):
