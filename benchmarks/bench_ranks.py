@@ -3,7 +3,7 @@
 Problem (as in the issue): an n x n matrix of rank 5 plus Gaussian noise (0.5), 30 % of the
 entries observed, loss 1/2 |M * (Y - X)|_F^2 + lam |X|_*. Lowering lam raises the rank of the
 optimum: at n = 400, lam = 15, 8, 5, 3 give ranks 5, 51, 98, 129; at n = 2000, lam = 33.54, 22.4,
-21.0, 19.9 give ranks about 5, 55, 100, 150 (found by loose solves; the ranks are reported as
+21.0, 19.9 give ranks 5, 63, 109, 151 (found by loose solves; the ranks are reported as
 measured); other sizes scale n = 400's values by sqrt(n / 400).
 
 Methods, each run to the same optimum (1e-6 relative to a proven lower bound):

@@ -243,6 +243,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     memory = Memory()  # L-BFGS pairs, kept while the point is only moved by L-BFGS itself
     split_v = None  # the last split test's top right vector off the span of V (a warm start)
     pruning = False  # the last step removed columns (_prune)
+    restricted: dict = {}  # restricted_solve's power-iteration vector, between calls
     while True:
         if U.shape[1] > 0:
             # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
@@ -261,7 +262,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 # the polar's excess lies mostly inside them (the scales of columns with small
                 # singular values, which the factorized descents fix slowly; see
                 # hdlcore.matrix.subspace). Counted as one sweep.
-                U, V, _ = restricted_solve(prob, U, V, lam)
+                U, V, _ = restricted_solve(prob, U, V, lam, cache=restricted)
                 sweeps += 1
         R = prob.residual(U, V)
         f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
