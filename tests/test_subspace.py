@@ -84,7 +84,7 @@ def test_split_polar_bounds_sigma_1_and_is_tight_at_an_optimum(seed):
     U = torch.randn(60, 6, dtype=torch.float64, generator=gen)
     V = torch.randn(50, 6, dtype=torch.float64, generator=gen)
     R = prob.residual(U, V)
-    sp = meta._split_polar(R, U, V, lam, rng, None)
+    sp = meta._split_polar(R, U, V, lam, 1e-6, rng, None)
     exact = float(torch.linalg.svdvals(R)[0])
     assert sp.polar.value >= exact * (1 - 1e-9)
     assert sp.d <= exact * (1 + 1e-9) and sp.a <= exact * (1 + 1e-9)
@@ -92,7 +92,7 @@ def test_split_polar_bounds_sigma_1_and_is_tight_at_an_optimum(seed):
     res = hd.grow(Y, lam, mask, rng=0, tol=1e-9)
     U, V = torch.as_tensor(res.U), torch.as_tensor(res.V)
     R = prob.residual(U, V)
-    sp = meta._split_polar(R, U, V, lam, rng, None)
+    sp = meta._split_polar(R, U, V, lam, 1e-6, rng, None)
     exact = float(torch.linalg.svdvals(R)[0])
     assert sp.a == pytest.approx(lam, rel=1e-6)
     assert sp.d < lam

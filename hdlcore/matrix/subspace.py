@@ -13,7 +13,7 @@ singular values are small, where the factorized objective is nearly flat. On a 4
 completion with an optimum of rank 51 whose last singular value is 0.012, the polar's excess
 left after the growth steps lies almost entirely inside the spans (``Qu^T R Qv``), and L-BFGS
 alone needed about 130 steps to take the polar from 1 + 7e-4 to 1 + 1e-6; alternating this solve
-with 20 L-BFGS steps (which move the spans) needs about 40 (``grow`` at n = 400: 62-109 sweeps
+with 20-30 L-BFGS steps (which move the spans) needs about 40 (``grow`` at n = 400: 52-118 sweeps
 instead of 146-152 at ranks 51-129).
 
 Solved by FISTA (Beck and Teboulle, 2009) with a step from a few power iterations on the
