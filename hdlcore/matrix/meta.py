@@ -281,9 +281,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         near_method = "exact" if exact_fits and U.shape[1] > _EXACT_NEAR_SIZE else growth_method
         warm = pol.v if near and pol is not None and pol.kind == "krylov" else None
         # Near 1 the top of the residual's spectrum is a cluster at lam (R V = lam U at a
-        # stationary point) and Lanczos on R needs hundreds of steps; for l2/l2 the near tests
-        # split R on the spans of U and V instead (_split_polar: small exact blocks and a
-        # Lanczos run on the rest, whose top is not clustered).
+        # stationary point) and Lanczos on R needs hundreds of steps; for l2/l2 above the exact
+        # certificate's size, every test once r > 0 splits R on the spans of U and V instead
+        # (_split_polar: small exact blocks and a Lanczos run on the rest, whose top is not
+        # clustered).
         # A full SVD costs about four times its values alone: with block growth (which finds its
         # own directions) the exact tests take the values, and the maximizer only if needed.
         method_now = near_method if near else growth_method
