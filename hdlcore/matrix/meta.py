@@ -348,30 +348,28 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
         if sp is not None:  # a split test says where the excess is; only the outside one grows
             new_direction = sp.d >= lam + 0.5 * (pol.value - lam)
-            grow_now = sp.d > lam * (1 + tol) and (excess > _CLEAR or new_direction or stable or cur <= final)
+        elif excess <= tol or excess > _CLEAR or stable or cur <= final:
+            new_direction = False  # not needed for the decision below
+        elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
+            new_direction = _outside(R, U, V) >= lam + 0.5 * (pol.value - lam)
         else:
-            if excess <= tol or excess > _CLEAR or stable or cur <= final:
-                new_direction = False  # not needed for the decision below
-            elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
-                new_direction = _outside(R, U, V) >= lam + 0.5 * (pol.value - lam)
-            else:
-                new_direction = _overlap(U, V, pol) < 0.5
-            grow_now = excess > tol and (excess > _CLEAR or new_direction or stable or cur <= final)
-        if grow_now:
+            new_direction = _overlap(U, V, pol) < 0.5
+        growable = sp.d > lam * (1 + tol) if sp is not None else excess > tol
+        if growable and (excess > _CLEAR or new_direction or stable or cur <= final):
             if U.shape[1] >= max_size:
                 break
-            if sp is not None and sp.d <= lam * (1 + _TINY * tol):
-                # A tiny excess outside the spans at a converged point: the split's top pair of
-                # the rest (Ritz residual 1e-7 near 1).
-                U, V = _append_block(prob, U, V, R, sp.u[:, None], sp.v[:, None], lam)
-                cur, prev_excess = schedule[1], None
-                continue
-            if sp is None and block and excess <= _TINY * tol:
+            tiny = sp.d <= lam * (1 + _TINY * tol) if sp is not None else block and excess <= _TINY * tol
+            if tiny:
                 # A tiny excess at a converged point: one more direction of the optimum with a small
-                # singular value. Its pair must be accurate (a rough one is pruned right away).
-                if pol.u is None:  # values only: the exact maximizer (near tests are exact or tight)
-                    pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng)
-                U, V = _append_block(prob, U, V, R, pol.u.to(R)[:, None], pol.v.to(R)[:, None], lam)
+                # singular value. Its pair must be accurate (a rough one is pruned right away): the
+                # split's top pair of the rest (Ritz residual 1e-7 near 1), or the polar's maximizer.
+                if sp is not None:
+                    p, q = sp.u, sp.v
+                else:
+                    if pol.u is None:  # values only: the exact maximizer (near tests are exact or tight)
+                        pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng)
+                    p, q = pol.u.to(R), pol.v.to(R)
+                U, V = _append_block(prob, U, V, R, p[:, None], q[:, None], lam)
                 cur, prev_excess = schedule[1], None  # the rest is already converged
                 continue
             if block:
@@ -542,15 +540,8 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
     from .norms import PolarResult
     from .spectral import top_singular
 
-    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
-    RQv = R @ Qv  # (m, n) @ (n, r) -> (m, r)
-    QuR = Qu.T @ R  # (r, m) @ (m, n) -> (r, n)
-    A = Qu.T @ RQv  # (r, r)
-    C = RQv - Qu @ A  # (I - P_U) R Qv, (m, r)
-    B = QuR - A @ Qv.T  # Qu^T R (I - P_V), (r, n)
+    Qu, Qv, A, B, C, D = _blocks(R, U, V)
     a, b, c = (float(torch.linalg.svdvals(X)[0]) for X in (A, B, C))
-    D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
-    D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
     warm = None if v0 is None else v0 - Qv @ (Qv.T @ v0)
     # The loose run in single precision (half the memory traffic); the refinement in D's own.
     d = top_singular(D.float(), method="krylov", tol=1e-3, rng=rng, v0=warm)
@@ -582,15 +573,30 @@ def _overlap(U, V, pol) -> float:
     return out / 2
 
 
+def _blocks(R, U, V):
+    """Orthonormal bases ``Qu``, ``Qv`` of the spans of U and V and the blocks of R on them:
+    ``A = Qu^T R Qv``, ``B = Qu^T R (I - P_V)``, ``C = (I - P_U) R Qv``, ``D = (I - P_U) R (I - P_V)``
+    (two products of size m x n x r and two rank-r updates)."""
+    import torch
+
+    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
+    RQv = R @ Qv  # (m, n) @ (n, r) -> (m, r)
+    QuR = Qu.T @ R  # (r, m) @ (m, n) -> (r, n)
+    A = Qu.T @ RQv  # (r, r)
+    C = RQv - Qu @ A  # (I - P_U) R Qv, (m, r)
+    B = QuR - A @ Qv.T  # Qu^T R (I - P_V), (r, n)
+    D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
+    D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
+    return Qu, Qv, A, B, C, D
+
+
 def _outside(R, U, V) -> float:
     """The largest singular value of ``R`` restricted to the orthogonal complements of the spans
     of ``U`` and ``V``: ``sigma_1((I - P_U) R (I - P_V))`` (values only, one SVD)."""
     import torch
 
-    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
-    Rp = R - Qu @ (Qu.T @ R)  # (m, r) @ (r, n)
-    Rp = Rp - (Rp @ Qv) @ Qv.T  # (m, r) @ (r, n)
-    return float(torch.linalg.svdvals(Rp)[0]) if min(Rp.shape) else 0.0
+    D = _blocks(R, U, V)[-1]
+    return float(torch.linalg.svdvals(D)[0]) if min(D.shape) else 0.0
 
 
 def _append(prob, pair, U, V, R, pol, lam):

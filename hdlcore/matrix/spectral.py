@@ -641,4 +641,3 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
     Pc = Uk[:, :k] @ P[:, :count].to(dtype=dt, device=dev)  # (m, k) @ (k, c) -> (m, c)
     Qc = Vk[:, :k] @ Qh[:count].T.to(dtype=dt, device=dev)  # (n, k) @ (k, c) -> (n, c)
     return S[:count].to(dtype=dt, device=dev), Pc, Qc
-

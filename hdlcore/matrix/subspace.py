@@ -78,7 +78,7 @@ def restricted_solve(prob, U, V, lam: float, iterations: int | None = None,
         step = float(torch.linalg.vector_norm(E))
         E = E / max(step, 1e-300)
     cache["E"] = E
-    L = min(max(step * _SAFETY, 1e-12), 1.0) if prob.Mf is not None else 1.0
+    L = min(max(step * _SAFETY, 1e-12), 1.0)  # (exactly 1 without a mask)
     S, Z, t = S0, S0, 1.0
     G = -(Qu.T @ (R @ Qv))  # the loss's gradient at S0, from the residual: (r, m) @ ((m, n) @ (n, r))
     s = torch.zeros(0, dtype=S0.dtype, device=S0.device)
