@@ -118,7 +118,7 @@ class Timing:
 
 def interleave(variants: Mapping[str, Callable[[], Any]], repeats: int, *, device: Any = None,
                inner: Mapping[str, int] | None = None, per: int | Mapping[str, int] = 1,
-               warmup: int = 0) -> dict[str, Timing]:
+               warmup: int = 0, pause: float = 0.0) -> dict[str, Timing]:
     """Time the variants side by side, interleaved: ``repeats`` rounds of A B C (A B C ...).
 
     ``inner[name]``: that variant runs this many times per round (cheap ones get more samples at
@@ -135,6 +135,8 @@ def interleave(variants: Mapping[str, Callable[[], Any]], repeats: int, *, devic
         for name, fn in variants.items():
             calls = per if isinstance(per, int) else per.get(name, 1)
             for _ in range(inner.get(name, 1)):
+                if pause:
+                    time.sleep(pause)
                 result, times = timed(fn, device, 1, calls)
                 out[name].times.extend(times)
                 out[name].result = result

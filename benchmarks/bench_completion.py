@@ -87,7 +87,8 @@ def run_scs(Y, mask, lam, **_):
 
 
 def _fancyimpute():
-    """Import fancyimpute 0.7.0, patched for scikit-learn >= 1.8 (force_all_finite was renamed)."""
+    """fancyimpute 0.7.0's SoftImpute, patched for scikit-learn >= 1.8 (force_all_finite was renamed)
+    and to stop at the zero fixed point (see PatchedSoftImpute._converged)."""
     import sklearn.utils
 
     original = sklearn.utils.check_array
@@ -101,7 +102,18 @@ def _fancyimpute():
         sklearn.utils.check_array = check_array
     from fancyimpute import SoftImpute
 
-    return SoftImpute
+    class PatchedSoftImpute(SoftImpute):
+        def _converged(self, X_old, X_new, missing_mask):
+            # fancyimpute 0.7.0 never stops at the zero fixed point (an old fill of norm 0 counts as
+            # not converged, and a fill of rounding size changes by 100 % from step to step): at
+            # lam = sigma_1(M * Y), the first point of a path, it would run max_iters full SVDs.
+            tiny = 1e-10 * float(np.linalg.norm(X_old))
+            if (np.linalg.norm(X_old[missing_mask]) <= tiny
+                    and np.linalg.norm(X_new[missing_mask]) <= tiny):
+                return True
+            return super()._converged(X_old, X_new, missing_mask)
+
+    return PatchedSoftImpute
 
 
 def run_softimpute(Y, mask, lam, threshold=1e-7, **_):

@@ -49,7 +49,7 @@ from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 from .quasi_newton import Memory
-from .spectral import EXACT_SIZE_LIMIT, top_triplets
+from .spectral import EXACT_SIZE_LIMIT, span_blocks, top_triplets
 from .subspace import restricted_solve
 
 __all__ = ["grow"]
@@ -540,7 +540,7 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
     from .norms import PolarResult
     from .spectral import top_singular
 
-    Qu, Qv, A, B, C, D = _blocks(R, U, V)
+    Qu, Qv, A, B, C, D = span_blocks(R, U, V)
     a, b, c = (float(torch.linalg.svdvals(X)[0]) for X in (A, B, C))
     warm = None if v0 is None else v0 - Qv @ (Qv.T @ v0)
     # The loose run in single precision (half the memory traffic); the refinement in D's own.
@@ -573,29 +573,12 @@ def _overlap(U, V, pol) -> float:
     return out / 2
 
 
-def _blocks(R, U, V):
-    """Orthonormal bases ``Qu``, ``Qv`` of the spans of U and V and the blocks of R on them:
-    ``A = Qu^T R Qv``, ``B = Qu^T R (I - P_V)``, ``C = (I - P_U) R Qv``, ``D = (I - P_U) R (I - P_V)``
-    (two products of size m x n x r and two rank-r updates)."""
-    import torch
-
-    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
-    RQv = R @ Qv  # (m, n) @ (n, r) -> (m, r)
-    QuR = Qu.T @ R  # (r, m) @ (m, n) -> (r, n)
-    A = Qu.T @ RQv  # (r, r)
-    C = RQv - Qu @ A  # (I - P_U) R Qv, (m, r)
-    B = QuR - A @ Qv.T  # Qu^T R (I - P_V), (r, n)
-    D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
-    D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
-    return Qu, Qv, A, B, C, D
-
-
 def _outside(R, U, V) -> float:
     """The largest singular value of ``R`` restricted to the orthogonal complements of the spans
     of ``U`` and ``V``: ``sigma_1((I - P_U) R (I - P_V))`` (values only, one SVD)."""
     import torch
 
-    D = _blocks(R, U, V)[-1]
+    D = span_blocks(R, U, V)[-1]
     return float(torch.linalg.svdvals(D)[0]) if min(D.shape) else 0.0
 
 

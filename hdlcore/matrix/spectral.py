@@ -286,6 +286,82 @@ def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int 
     return _lanczos(A, tol=tol, max_steps=400 if max_steps is None else max_steps, rng=rng, v0=v0)
 
 
+def span_blocks(R, U, V):
+    """Orthonormal bases ``Qu``, ``Qv`` of the spans of U and V and the blocks of R on them:
+    ``A = Qu^T R Qv``, ``B = Qu^T R (I - P_V)``, ``C = (I - P_U) R Qv``, ``D = (I - P_U) R (I - P_V)``
+    (two products of size m x n x r and two rank-r updates)."""
+    import torch
+
+    Qu, Qv = torch.linalg.qr(U)[0], torch.linalg.qr(V)[0]  # (m, r), (n, r)
+    RQv = R @ Qv  # (m, n) @ (n, r) -> (m, r)
+    QuR = Qu.T @ R  # (r, m) @ (m, n) -> (r, n)
+    A = Qu.T @ RQv  # (r, r)
+    C = RQv - Qu @ A  # (I - P_U) R Qv, (m, r)
+    B = QuR - A @ Qv.T  # Qu^T R (I - P_V), (r, n)
+    D = torch.addmm(R, Qu, QuR, alpha=-1)  # (I - P_U) R
+    D = torch.addmm(D, C, Qv.T, alpha=-1)  # ... (I - P_V): (m, r) @ (r, n)
+    return Qu, Qv, A, B, C, D
+
+
+def block_norm(a: float, b: float, c: float, d: float) -> float:
+    """``|[[a, b], [c, d]]|_2`` of a 2 x 2 matrix with entries >= 0 (nondecreasing in each entry),
+    rounded up: the bound ``sigma_1(R) <= block_norm(|A|, |B|, |C|, |D|)`` of :func:`split_top`."""
+    s = a * a + b * b + c * c + d * d
+    det = a * d - b * c
+    return math.sqrt((s + math.sqrt(max(s * s - 4 * det * det, 0.0))) / 2) * (1 + 8 * np.finfo(float).eps)
+
+
+def split_top(R, U, V, *, threshold: float, delta: float, rng: np.random.Generator, tol: float = 1e-10,
+              max_steps: int = 1000) -> SigmaMax | None:
+    """Decide ``sigma_1(R) <= threshold`` from the blocks of ``R`` on the spans of U and V: three
+    small blocks exactly, the large one ``D`` by a probabilistic Lanczos run (dense tensors only).
+
+    With ``A, B, C, D`` as in :func:`span_blocks` and a unit ``x = x_1 + x_2`` (``x_1`` in the
+    span of V, ``x_2`` orthogonal to it), :math:`P_U R x = A x_1 + B x_2` and
+    :math:`(I - P_U) R x = C x_1 + D x_2` (the blocks written as maps on the full spaces), so
+    :math:`\\lVert Rx\\rVert \\le \\lVert N (\\lVert x_1\\rVert, \\lVert x_2\\rVert)\\rVert` with
+    :math:`N = [[\\lVert A\\rVert, \\lVert B\\rVert], [\\lVert C\\rVert, \\lVert D\\rVert]]`, and
+    :math:`\\sigma_1(R) \\le \\lVert N\\rVert_2` (:func:`block_norm`), which is nondecreasing in each
+    entry: upper bounds on the four norms give an upper bound on :math:`\\sigma_1(R)`.
+    ``|A|``, ``|B|``, ``|C|`` (r x r, r x n, m x r) come from full SVDs, each with a rounding
+    allowance ``2 (m + n) eps |R|_F`` for the products and projections that formed it plus the
+    SVD's own ``max(m, n) eps``; ``|D|`` from the probabilistic run of :func:`top_singular`
+    (failure probability ``delta``), stopped as soon as ``|N| <= threshold`` is proven or
+    ``|D|``'s Ritz value alone exceeds ``threshold`` (refuted: :math:`\\sigma_1(D) \\le \\sigma_1(R)`).
+
+    Why: at a stationary point of the factorized problem, ``B = C = 0`` and ``A``'s singular
+    values all equal lam (``R V = lam U``): the cluster at the top of R's spectrum, on which
+    Lanczos on R spends hundreds of steps before its bound is within 1e-6 of lam, sits in the
+    r x r block, and ``D``'s top, which decides, lies below lam (at a global optimum) with a gap
+    the bound converges on in fewer steps. Returns None (nothing decided, nothing run on D) when
+    the small blocks alone make ``|N| > threshold``; otherwise a :class:`SigmaMax` with
+    ``value = max(|A|, Ritz value of D)`` (a lower bound on :math:`\\sigma_1(R)`, as A and D are
+    compressions of R), ``upper = |N|`` (probabilistic) and no vectors.
+    """
+    import torch
+
+    m, n = R.shape
+    eps = float(torch.finfo(R.dtype).eps)
+    Qu, Qv, A, B, C, D = span_blocks(R, U, V)
+    allow = 2 * (m + n) * eps * float(torch.linalg.vector_norm(R))
+    a, b, c = (float(torch.linalg.svdvals(X)[0]) * (1 + max(m, n) * eps) + allow for X in (A, B, C))
+    if block_norm(a, b, c, 0.0) > threshold:
+        return None
+    lo, hi = 0.0, threshold  # the largest |D| bound that still proves, by bisection
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if block_norm(a, b, c, mid) <= threshold else (lo, mid)
+    d_max = max(lo - allow, 0.0)
+    d = _probabilistic(D, delta=delta, threshold=d_max, tol=tol, max_steps=max_steps, rng=rng, vectors=False)
+    upper = block_norm(a, b, c, d.upper + allow)
+    value = max(a - allow, d.value)
+    detail = (f"split on the spans of U and V (r = {U.shape[1]}): |A| <= {a:.12g}, |B| <= {b:.3g}, "
+              f"|C| <= {c:.3g} (full SVDs), |D| <= {d.upper + allow:.12g} (probabilistic Lanczos on D, "
+              f"{d.steps} steps: {d.detail})")
+    return SigmaMax(value, None, None, "probabilistic", upper, d.residual, d.steps, d.converged, delta,
+                    detail)
+
+
 class _Bidiagonalization:
     """Golub-Kahan-Lanczos on ``A`` (``A @ x``, ``A.T @ y``) with full reorthogonalization.
 
