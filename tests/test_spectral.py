@@ -232,3 +232,26 @@ def test_bad_input_is_refused(func, kwargs, match):
         getattr(hd, func)(np.ones((3, 2)), **kwargs)
     with pytest.raises(ValueError, match="'failure_probability' parameter of certify"):
         hd.certify(np.ones((3, 2)), np.ones((3, 1)), np.ones((2, 1)), 1.0, failure_probability=2.0)
+
+
+@pytest.mark.parametrize("k_max, dtype", [(4, torch.float64), (10, torch.float64), (40, torch.float32),
+                                          (200, torch.float64)])
+def test_top_triplets_match_a_full_svd(k_max, dtype):
+    # The growth directions of grow (Lanczos below 8 directions, block Krylov above): the values
+    # above the threshold, to the residual tolerance, against a full SVD.
+    from hdlcore.matrix.spectral import top_triplets
+
+    rng = np.random.default_rng(k_max)
+    m, n = 300, 240
+    s = np.concatenate([np.linspace(3, 1.5, 60), rng.uniform(0, 1.2, n - 60)])
+    P0, _ = np.linalg.qr(rng.standard_normal((m, n)))
+    Q0, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = torch.as_tensor((P0 * s) @ Q0.T, dtype=dtype)
+    S, P, Q = top_triplets(A, above=1.4, k_max=k_max, tol=1e-3, rng=np.random.default_rng(0))
+    exact = np.sort(s)[::-1]
+    count = min(int((exact > 1.4).sum()), k_max)
+    assert S.shape == (count,) and P.shape == (m, count) and Q.shape == (n, count)
+    assert np.allclose(S.double().numpy(), exact[:count], rtol=1e-4, atol=0)
+    resid = torch.linalg.vector_norm(A.T @ P - Q * S, dim=0) / float(S[0])
+    assert float(resid.max()) <= 1.5e-3
+    assert torch.allclose(P.T @ P, torch.eye(count, dtype=dtype), atol=1e-3)

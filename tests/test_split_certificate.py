@@ -146,3 +146,4 @@ def test_certificates_near_the_optimum_never_claim_more_than_the_exact_one(compl
     monkeypatch.setattr(certificates, "split_top", lambda *a, **k: None)  # the run on R alone
     full = hd.certify(Y, res.U, res.V, 4.5, mask, method="probabilistic", rng=1)
     assert full.is_global and "split" not in full.basis
+

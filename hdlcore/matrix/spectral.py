@@ -653,8 +653,9 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
     """Internal: the singular triplets of ``A`` with values above ``above`` (at most ``k_max``).
 
     Returns ``(values, P, Q)``: values (k,) in decreasing order and unit left/right vectors
-    (m, k), (n, k). By a full SVD when ``exact``, otherwise by Lanczos bidiagonalization with full
-    reorthogonalization from a random start, run until the Ritz triplets above ``above`` (and the
+    (m, k), (n, k). By a full SVD when ``exact``, otherwise from a random start by Lanczos
+    bidiagonalization with full reorthogonalization (``k_max < 8``) or a block Krylov method
+    (:func:`_block_triplets`), run until the Ritz triplets above ``above`` (and the
     next one) have residuals below ``tol * sigma_1``. Ritz values are lower bounds and a missed
     value is possible: the growth steps of :func:`hdlcore.grow` use these directions, whose
     effect is measured on the objective itself; a certificate never does.
@@ -666,6 +667,8 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
         P, S, Qh = torch.linalg.svd(A, full_matrices=False)
         k = min(int((S > above).sum()), k_max)
         return S[:k], P[:, :k], Qh[:k].T
+    if k_max >= _BLOCK_TRIPLETS:
+        return _block_triplets(A, above=above, k_max=k_max, tol=tol, rng=rng)
     k_steps = min(m, n)
     eps = float(torch.finfo(A.dtype).eps)
     dev, dt = A.device, A.dtype
@@ -717,3 +720,72 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
     Pc = Uk[:, :k] @ P[:, :count].to(dtype=dt, device=dev)  # (m, k) @ (k, c) -> (m, c)
     Qc = Vk[:, :k] @ Qh[:count].T.to(dtype=dt, device=dev)  # (n, k) @ (k, c) -> (n, c)
     return S[:count].to(dtype=dt, device=dev), Pc, Qc
+
+
+#: top_triplets asks for this many directions or more: block Krylov (matrix-matrix products).
+_BLOCK_TRIPLETS = 8
+#: Block size of _block_triplets (8 to 64 measured on the residuals of grow at n = 2000, rank 151:
+#: 16 and 32 alike, 64 slower where few directions are above the threshold).
+_BLOCK = 16
+
+
+def _block_triplets(A, *, above: float, k_max: int, tol: float, rng: np.random.Generator):
+    """:func:`top_triplets` by a block Krylov method on ``A^T A`` (blocks of 16 vectors), with the
+    Rayleigh-Ritz triplets of the whole space after every block.
+
+    With an orthonormal basis ``V_K`` of ``span{V_1, (A^T A) V_1, ...}`` (``n x K``) and the stored
+    products ``W = A V_K`` and ``Z = A^T W``, the Ritz values are the square roots of the
+    eigenvalues ``theta_i`` of ``H = V_K^T Z = W^T W``, the right Ritz vectors ``v_i = V_K y_i``,
+    the left ``u_i = W y_i / sigma_i``, and ``|A^T u_i - sigma_i v_i| = |Z y_i - theta_i V_K y_i|
+    / sigma_i`` needs no further product. Each block step reads ``A`` twice for ``b`` vectors (two
+    matrix-matrix products) where single-vector Lanczos reads it twice per vector: on the
+    growth steps of grow at n = 2000 (rank 151), 1.6 s for the six calls against 3.5 s, with
+    residuals of the same size. The stopping rule is :func:`top_triplets`'s: the triplets above ``above``
+    (at most ``k_max``) and the next one have residuals below ``tol * sigma_1``.
+    """
+    import torch
+
+    m, n = A.shape
+    dt, dev = A.dtype, A.device
+    eps = float(torch.finfo(dt).eps)
+    dim = min(m, n)
+    b = min(_BLOCK, dim)
+    X = torch.as_tensor(rng.standard_normal((n, b)), dtype=dt, device=dev)
+    Vk = torch.linalg.qr(X)[0]  # (n, b)
+    Ws, Zs = [], []
+    fro = float(torch.linalg.vector_norm(A))
+    tiny = eps * max(fro, float(torch.finfo(dt).tiny))
+    block = Vk
+    while True:
+        W = A @ block  # (m, n) @ (n, b) -> (m, b)
+        Z = A.T @ W  # (n, m) @ (m, b) -> (n, b): (A^T A) block
+        Ws.append(W)
+        Zs.append(Z)
+        K = Vk.shape[1]
+        Wk, Zk = torch.cat(Ws, 1), torch.cat(Zs, 1)  # (m, K), (n, K)
+        H = Wk.T @ Wk  # (K, m) @ (m, K): V_K^T A^T A V_K
+        theta, Yh = torch.linalg.eigh((H + H.T) / 2)  # ascending
+        theta, Yh = theta.flip(0).clamp_min(0), Yh.flip(1)
+        sig = theta.sqrt()
+        count = min(int((sig > above).sum()), k_max)
+        want = min(count + 1, K)
+        Yw = Yh[:, :want]
+        resid = torch.linalg.vector_norm(Zk @ Yw - (Vk @ Yw) * theta[:want], dim=0)  # (want,)
+        resid = resid / sig[:want].clamp_min(tiny)
+        s1 = float(sig[0])
+        done = count < K - 1 and bool((resid <= tol * max(s1, tiny)).all())
+        if done or K + b > dim or s1 <= tiny:
+            break
+        # The next block: (A^T A) block, orthogonalized against the space (twice: "twice is enough").
+        X = Z - Vk @ (Vk.T @ Z)
+        X = X - Vk @ (Vk.T @ X)
+        Q, Rq = torch.linalg.qr(X)
+        if float(Rq.diagonal().abs().min()) <= tiny * 1e-3 * max(s1, 1.0):  # an invariant subspace
+            break
+        block = Q
+        Vk = torch.cat([Vk, Q], 1)
+    S = sig[:count]
+    Yc = Yh[:, :count]
+    P = (Wk @ Yc) / S.clamp_min(tiny)  # (m, K) @ (K, c): left Ritz vectors
+    Q = Vk @ Yc  # (n, K) @ (K, c)
+    return S, P, Q
