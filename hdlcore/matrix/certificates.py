@@ -26,6 +26,9 @@ says what it proves: :attr:`Certificate.is_global` is True only when the **prove
 proven upper bound on the polar) is at most ``tol * F``. Above the size where a full SVD is cheap,
 "proven" means proven with a stated probability over a random start (``polar_kind="probabilistic"``,
 ``failure_probability``); Lanczos evidence without that bound (``"krylov"``) never sets ``is_global``.
+For l2/l2 with dense data the probabilistic bound first splits R on the spans of U and V
+(``hdlcore.matrix.spectral.split_top``: the small blocks exactly, the rest by Lanczos), which
+decides in fewer steps near an optimum, and otherwise runs Lanczos on R itself.
 
 Used by Chapter 3 (matrix factorization).
 """

@@ -169,8 +169,10 @@ def grow(
     rounding), followed by a solve of the convex problem restricted to the spans of U and V
     (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Above the
     size where the certificate takes a full SVD, the polar tests split the residual on the spans
-    of U and V (a small exact block and a Lanczos run on the rest); the final certificate always
-    uses the whole residual. Other pairs add one column per step, as the polar's maximizer.
+    of U and V (a small exact block and a Lanczos run on the rest); the final certificate bounds
+    the whole residual (:func:`hdlcore.certify`, which splits it the same way where that proves,
+    with rounding allowances and a probabilistic bound on the rest). Other pairs add one column
+    per step, as the polar's maximizer.
     Used in Chapter 3 and by :func:`hdlcore.grow_path`.
 
     References
@@ -543,7 +545,8 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
     here, as are ``B`` and ``C``), and ``D``'s top, which Lanczos finds in a few dozen steps, is
     what a new column would add. ``sigma_1(D)`` is a Ritz value (a lower bound; Ritz residual
     1e-7 where it decides): the value is evidence for the loop's decisions, never a certificate
-    (the certificate is computed from R itself). ``tol``: grow's; ``v0``: a warm start for D's
+    (the certificate's own split, ``hdlcore.matrix.spectral.split_top``, bounds ``|D|`` by a
+    probabilistic run from a random start). ``tol``: grow's; ``v0``: a warm start for D's
     Lanczos run.
     """
     import torch
