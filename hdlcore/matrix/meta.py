@@ -563,8 +563,18 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
     # near lam, the threshold of every decision it enters (a new column, where the excess is; a
     # tiny excess appends D's top pair, which must then be accurate). Well above, the loose value
     # decides as well.
+    # Refined only as far as the decisions need: to a residual of a quarter of the value's distance
+    # to lam (1 + tol), which separates "no new column" from "a new column" (D's top well below
+    # lam, the usual case near the end, needs only a few float64 steps), and to _NEAR_TOL where the
+    # value lies between that and lam (1 + _TINY tol): a tiny excess appends D's top pair itself.
+    thr = lam * (1 + tol)
     if lam - 2 * d.residual <= d.value <= lam * (1 + _TINY * tol) + 2 * d.residual:
-        d = top_singular(D, method="krylov", tol=_NEAR_TOL, rng=rng, v0=d.v.to(D.dtype))
+        for _ in range(3):
+            near = thr < d.value <= lam * (1 + _TINY * tol)
+            want = _NEAR_TOL if near else max(_NEAR_TOL, 0.25 * abs(d.value - thr) / d.value)
+            if d.residual <= want * d.value and d.u.dtype == D.dtype:
+                break
+            d = top_singular(D, method="krylov", tol=want, rng=rng, v0=d.v.to(D.dtype))
     value = float(torch.linalg.matrix_norm(torch.tensor([[a, b], [c, d.value]], dtype=torch.float64), 2))
     du, dv = d.u.to(D.dtype), d.v.to(D.dtype)  # (float32 when not refined)
     u, v = (du, dv) if d.value >= a else (None, None)
