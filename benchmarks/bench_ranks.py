@@ -20,7 +20,9 @@ certified), by a warm-started APG path (``solve_convex(X0=previous X)``) and by 
 warm-started path (each solve starts from the previous fill, as in Mazumder, Hastie and
 Tibshirani, JMLR 2010).
 
-Timings are interleaved (A B C A B C ...), medians quoted, the load average recorded.
+Timings are interleaved (A B C A B C ...), each after a 1 s pause, medians quoted (grow runs three
+times per round below n = 1000: more samples of its short runs at the same moments), the load
+average recorded.
 
     python benchmarks/bench_ranks.py --quick                 # smoke test (n = 60, about a minute)
     python benchmarks/bench_ranks.py --sizes 400             # the regimes at n = 400
@@ -147,11 +149,12 @@ def path_softimpute(Y, mask, lams, threshold=1e-7, budget=None, **_):
 PATHS = {"grow_path": path_grow, "apg_path": path_apg, "softimpute_path": path_softimpute}
 
 
-def interleaved(funcs, args, methods, repeats, kwargs):
+def interleaved(funcs, args, methods, repeats, kwargs, inner=None):
     """``{method: (times, value)}``, timed in interleaved rounds after a 1 s pause each (the
-    previous method's BLAS threads otherwise slow the next one's start: see _common.interleave)."""
+    previous method's BLAS threads otherwise slow the next one's start: see _common.interleave);
+    ``inner[m]``: runs of ``m`` per round (grow's second-long runs vary by 30 % within a round)."""
     variants = {m: (lambda m=m: funcs[m](*args, **kwargs.get(m, {}))) for m in methods}
-    return {m: (t.times, t.result) for m, t in interleave(variants, repeats, pause=1.0).items()}
+    return {m: (t.times, t.result) for m, t in interleave(variants, repeats, pause=1.0, inner=inner).items()}
 
 
 def softimpute_threshold(Y, mask, lam, f_low):
@@ -206,7 +209,8 @@ def main(argv=None):
             if "softimpute" in methods:  # the ladder is skipped by --quick
                 thr = 1e-7 if args.quick else softimpute_threshold(Y, mask, lam, f_low)
                 kwargs["softimpute"] = {"threshold": thr}
-            timed = interleaved(METHODS, (Y, mask, lam), methods, repeats, kwargs)
+            inner = {"grow": 1 if n > 1000 or args.quick else 3}  # grow: three runs per round
+            timed = interleaved(METHODS, (Y, mask, lam), methods, repeats, kwargs, inner)
             for m, (times, f) in timed.items():
                 gap = (f - f_low) / f_low
                 row = dict(kind="regime", n=n, lam=lam, rank=rank, method=m,
