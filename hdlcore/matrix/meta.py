@@ -49,7 +49,7 @@ from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 from .quasi_newton import Memory
-from .spectral import EXACT_SIZE_LIMIT, span_blocks, top_triplets
+from .spectral import EXACT_SIZE_LIMIT, block_norm, span_blocks, top_triplets
 from .subspace import restricted_solve
 
 __all__ = ["grow"]
@@ -560,10 +560,8 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
     # The loose run in single precision (half the memory traffic); the refinement in D's own.
     d = top_singular(D.float(), method="krylov", tol=1e-3, rng=rng, v0=warm)
     # A Ritz value lies within its residual of a singular value: refine where D's top could be
-    # near lam, the threshold of every decision it enters (a new column, where the excess is; a
-    # tiny excess appends D's top pair, which must then be accurate). Well above, the loose value
-    # decides as well.
-    # Refined only as far as the decisions need: to a residual of a quarter of the value's distance
+    # near lam, the threshold of every decision it enters (well above, the loose value decides),
+    # and only as far as the decisions need: to a residual of a quarter of the value's distance
     # to lam (1 + tol), which separates "no new column" from "a new column" (D's top well below
     # lam, the usual case near the end, needs only a few float64 steps), and to _NEAR_TOL where the
     # value lies between that and lam (1 + _TINY tol): a tiny excess appends D's top pair itself.
@@ -575,7 +573,7 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
             if d.residual <= want * d.value and d.u.dtype == D.dtype:
                 break
             d = top_singular(D, method="krylov", tol=want, rng=rng, v0=d.v.to(D.dtype))
-    value = float(torch.linalg.matrix_norm(torch.tensor([[a, b], [c, d.value]], dtype=torch.float64), 2))
+    value = block_norm(a, b, c, d.value)
     du, dv = d.u.to(D.dtype), d.v.to(D.dtype)  # (float32 when not refined)
     u, v = (du, dv) if d.value >= a else (None, None)
     detail = (f"split on span(U), span(V): |A| = {a:.10g}, |B| = {b:.3g}, |C| = {c:.3g}, "
