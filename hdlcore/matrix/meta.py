@@ -278,7 +278,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 U, V, _ = restricted_solve(prob, U, V, lam, iterations=its, cache=restricted)
                 sweeps += 1
         R = prob.residual(U, V)
-        f = prob.loss(R) + lam * float(pair._theta(U, V).sum())
+        loss = prob.loss(R)
+        f = loss + lam * float(pair._theta(U, V).sum())
         if pruning and U.shape[1] > 1 and sweeps < max_iter:
             # Still pruning: the directions a block added beyond the optimum's rank shrink under
             # the descent and are removed as they reach zero; no polar test until none is left.
@@ -320,8 +321,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # The certificate's other bound, the duality gap at W = R / max(1, omega) (cheap here):
         # once the polar passes, it is often below tol * F before the Euler gap is.
         scale = max(1.0, omega)
-        dual_gap = (f - (float((R * prob.Y).sum()) / scale - float((R * R).sum()) / (2 * scale**2))
-                    if dense else float("inf"))
+        dual_gap = f - (prob.inner(R) / scale - loss / scale**2) if dense else float("inf")
         small = tol * max(abs(f), 1e-300)
         # The certificate's two bounds (hdlcore.certify): the polar's, f (omega - 1)_+ + Euler gap,
         # and the duality gap; the certificate is computed only when one of them would prove.
@@ -515,7 +515,7 @@ def _append_block(prob, U, V, R, P, Q, lam):
     P, Q, w = P[:, keep], Q[:, keep], w[keep]
     if w.numel() == 0:
         return U, V
-    MD = prob.masked((P * w) @ Q.T)  # (m, k) @ (k, n) -> (m, n)
+    MD = prob.masked((P * w) @ Q.T, inplace=True)  # (m, k) @ (k, n) -> (m, n)
     t = float((w * w).sum()) / max(float((MD * MD).sum()), 1e-300)
     root = (t * w).sqrt()
     return torch.cat([U, P * root], 1), torch.cat([V, Q * root], 1)

@@ -92,13 +92,16 @@ def lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start, memory: Memo
         return torch.cat([metric_u(G[:m]), metric_v(G[m:])]).view(-1)
 
     def value(W):
-        Un, Vn = W[:m], W[m:]
-        R = Mf * torch.addmm(-Yt, Un, Vn.T)  # M * (U V^T - Y); Yt is already zero where unobserved
+        # M * (U V^T - Y), in place (Yt is already zero where unobserved)
+        R = (W[:m] @ W[m:].T).sub_(Yt).mul_(Mf)  # (m, r) @ (r, n) -> (m, n)
         return 0.5 * float(torch.dot(R.view(-1), R.view(-1))) + 0.5 * lam * float(torch.dot(W.view(-1),
                                                                                           W.view(-1))), R
 
     def gradient(W, R):
-        return (torch.cat([R @ W[m:], R.T @ W[:m]]) + lam * W).view(-1)  # (m, n) @ (n, r), (n, m) @ (m, r)
+        G = torch.empty_like(W)
+        torch.mm(R, W[m:], out=G[:m])  # (m, n) @ (n, r)
+        torch.mm(R.T, W[:m], out=G[m:])  # (n, m) @ (m, r)
+        return G.add_(W, alpha=lam).view(-1)
 
     # The gradient's scale, |(M*Y) V|^2 + |(M*Y)^T U|^2, fixed for the call (it barely moves).
     scale = max(float(((Yt @ V) ** 2).sum() + ((Yt.T @ U) ** 2).sum()), 1e-300)

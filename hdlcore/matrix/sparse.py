@@ -511,7 +511,7 @@ class SparseProblem:
         """:math:`\\langle R, M\\odot Y\\rangle` (float64)."""
         return R.dot(self.Y)
 
-    def masked(self, A):
+    def masked(self, A, inplace: bool = False):
         return A
 
 

@@ -63,7 +63,7 @@ def restricted_solve(prob, U, V, lam: float, iterations: int | None = None,
     Qv, Rv = torch.linalg.qr(V)  # (n, r), (r, r)
 
     def op(S):  # Qu^T (M * (Qu S Qv^T)) Qv
-        return Qu.T @ prob.masked((Qu @ S) @ Qv.T) @ Qv  # (m, r) @ (r, n) -> (m, n) -> (r, n) -> (r, r)
+        return Qu.T @ prob.masked((Qu @ S) @ Qv.T, inplace=True) @ Qv  # (m, r) @ (r, n) -> (m, n) -> (r, n) -> (r, r)
 
     B = Qu.T @ prob.Y @ Qv  # (r, m) @ (m, n) @ (n, r): the data's part on the spans (Y is M * Y)
     S0 = Ru @ Rv.T  # U V^T = Qu S0 Qv^T
