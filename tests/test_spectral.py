@@ -255,3 +255,23 @@ def test_top_triplets_match_a_full_svd(k_max, dtype):
     resid = torch.linalg.vector_norm(A.T @ P - Q * S, dim=0) / float(S[0])
     assert float(resid.max()) <= 1.5e-3
     assert torch.allclose(P.T @ P, torch.eye(count, dtype=dtype), atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(150, 140), (60, 200), (200, 60), (40, 33)])
+def test_top_triplets_when_the_krylov_space_fills_the_whole_space(shape):
+    # Half the spectrum above the threshold: the block Krylov space grows to the whole space
+    # (or, for m < n, to the range of A^T plus the start), where its Ritz triplets are exact. It
+    # once stopped a block short of min(m, n) and returned Ritz values that were not singular values.
+    from hdlcore.matrix.spectral import top_triplets
+
+    m, n = shape
+    rng = np.random.default_rng(m + n)
+    A = torch.as_tensor(rng.standard_normal((m, n)))
+    exact = np.linalg.svd(A.numpy(), compute_uv=False)
+    above = float(np.median(exact))
+    S, P, Q = top_triplets(A, above=above, k_max=min(m, n) + 1, tol=1e-7, rng=np.random.default_rng(0))
+    count = int((exact > above).sum())
+    assert S.shape == (count,)
+    np.testing.assert_allclose(S.numpy(), exact[:count], rtol=1e-10)
+    resid = torch.linalg.vector_norm(A.T @ P - Q * S, dim=0) / float(S[0])
+    assert float(resid.max()) <= 1e-7

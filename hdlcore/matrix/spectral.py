@@ -748,8 +748,7 @@ def _block_triplets(A, *, above: float, k_max: int, tol: float, rng: np.random.G
     m, n = A.shape
     dt, dev = A.dtype, A.device
     eps = float(torch.finfo(dt).eps)
-    dim = min(m, n)
-    b = min(_BLOCK, dim)
+    b = min(_BLOCK, n)
     X = torch.as_tensor(rng.standard_normal((n, b)), dtype=dt, device=dev)
     Vk = torch.linalg.qr(X)[0]  # (n, b)
     Ws, Zs = [], []
@@ -774,14 +773,19 @@ def _block_triplets(A, *, above: float, k_max: int, tol: float, rng: np.random.G
         resid = resid / sig[:want].clamp_min(tiny)
         s1 = float(sig[0])
         done = count < K - 1 and bool((resid <= tol * max(s1, tiny)).all())
-        if done or K + b > dim or s1 <= tiny:
+        if done or K >= n or s1 <= tiny:  # converged, or the whole space (Ritz = exact)
             break
-        # The next block: (A^T A) block, orthogonalized against the space (twice: "twice is enough").
+        # The next block: (A^T A) block, orthogonalized against the space (twice: "twice is enough"),
+        # without the directions already in it (rounding level: near an invariant subspace, and
+        # always once the space holds the range of A^T, when m < n), so that the space grows
+        # until the triplets converge or it is invariant (the Ritz triplets then exact).
         X = Z - Vk @ (Vk.T @ Z)
         X = X - Vk @ (Vk.T @ X)
-        Q, Rq = torch.linalg.qr(X)
-        if float(Rq.diagonal().abs().min()) <= tiny * 1e-3 * max(s1, 1.0):  # an invariant subspace
+        Qx, sx, _ = torch.linalg.svd(X, full_matrices=False)  # (n, b): an orthonormal basis, ranked
+        keep = sx > 100 * eps * max(s1 * s1, tiny)
+        if not bool(keep.any()):  # an invariant subspace
             break
+        Q = Qx[:, keep][:, :n - K]
         block = Q
         Vk = torch.cat([Vk, Q], 1)
     S = sig[:count]
