@@ -232,3 +232,40 @@ def test_moderate_rank_completion_matches_the_convex_solver():
     assert res.size == np.linalg.matrix_rank(res.X, tol=1e-8 * np.abs(res.X).max())
     sweeps = res.history["sweep_objective"]
     assert np.all(np.diff(sweeps) <= 1e-12 * sweeps[0])
+
+
+@pytest.mark.parametrize("n, lam, exact", [(120, 1.0, True), (300, 6.0, True), (1100, 16.5, False)])
+def test_full_data_grows_the_thresholding_in_one_step(n, lam, exact):
+    # Without a mask the first growth step appends every direction of Y above lam (uncapped),
+    # exact or to a tight Ritz residual: the optimum at once, whatever its rank (here 30-500,
+    # lam inside the noise's spectrum, where the residual's gap at lam is small and ALS, a
+    # subspace iteration, would refine rough directions slowly).
+    Y, _ = hd.low_rank_matrix(n, n, 5, noise=0.5, rng=4)
+    X_star, f_star, k = _svt(Y, lam)
+    res = hd.grow(Y, lam, rng=0)
+    assert k >= 30 and res.size == k
+    assert res.history["size"][1] == k  # one growth step
+    assert res.converged and res.certificate.is_global is True
+    assert res.certificate.polar_kind == ("exact" if exact else "probabilistic")
+    assert res.objective == pytest.approx(f_star, rel=1e-12)
+    np.testing.assert_allclose(res.X, X_star, atol=1e-8 * np.abs(X_star).max())
+
+
+def test_full_data_lanczos_growth_is_tight_beyond_the_full_svd():
+    # Beyond the full SVD's size (_FULL_SVD_LIMIT, lowered here) the step's triplets come from
+    # the block Krylov method at a Ritz residual of 1e-7: still the optimum in one step.
+    Y, _ = hd.low_rank_matrix(150, 140, 5, noise=0.5, rng=5)
+    lam = 5.0
+    X_star, f_star, k = _svt(Y, lam)
+    names = ("_FULL_SVD_LIMIT", "_SMALL", "EXACT_SIZE_LIMIT")  # no full SVD in the loop
+    saved = [getattr(grow_module, k) for k in names]
+    for name, value in zip(names, (0, 16, 0), strict=True):
+        setattr(grow_module, name, value)
+    try:
+        res = hd.grow(Y, lam, rng=0)
+    finally:
+        for name, value in zip(names, saved, strict=True):
+            setattr(grow_module, name, value)
+    assert k >= 8 and res.size == k and res.history["size"][1] == k
+    assert res.certificate.is_global is True
+    assert res.objective == pytest.approx(f_star, rel=1e-10)

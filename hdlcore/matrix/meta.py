@@ -67,6 +67,10 @@ _BLOCK_SHARE = 0.2
 #: Above this size the near-1 polar tests use a full SVD when the matrix is small enough for
 #: the certificate's exact method (the residual's top spectrum is flat there: Lanczos is slow).
 _EXACT_NEAR_SIZE = 16
+#: Without a mask, growth steps take a full SVD up to this m n min(m, n) (2000 x 2000: about 3 s
+#: on 2 cores, the cost of the closed form itself), and Ritz triplets to this relative residual above.
+_FULL_SVD_LIMIT = 16 * EXACT_SIZE_LIMIT
+_FULL_TRIPLET_TOL = 1e-7
 #: A polar excess below this many times tol, at a converged point, grows by the polar's maximizer.
 _TINY = 100
 #: Ritz residual of the Lanczos polar tests near 1.
@@ -233,6 +237,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     exact_fits = dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT
     block = dense and pair.name == "l2/l2"  # every direction of the residual above lam at once
     inexact = block and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
+    full = block and prob.Mf is None  # no mask: growth steps are uncapped thresholdings
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
     # then tight, then down to rounding before concluding that one more column is needed.
@@ -277,6 +282,11 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 its = _FINAL_ITERATIONS if last_excess < _FINAL_EXCESS else None
                 U, V, _ = restricted_solve(prob, U, V, lam, iterations=its, cache=restricted)
                 sweeps += 1
+            elif full and U.shape[1] > 1:
+                # Without a mask the restricted problem's operator is the identity: one iteration
+                # is its exact solution, the thresholded SVD of Qu^T Y Qv (the scales of columns
+                # with tiny singular values, which ALS fixes slowly, exact at once).
+                U, V, _ = restricted_solve(prob, U, V, lam, iterations=1, cache=restricted)
         R = prob.residual(U, V)
         loss = prob.loss(R)
         f = loss + lam * float(pair._theta(U, V).sum())
@@ -388,17 +398,25 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             if block:
                 # Every direction above lam (at most tripling the size, and within max_size); with a
                 # split test, of the rest D (new directions only).
-                room = min(max(_BLOCK_MIN, _BLOCK_GROWTH * U.shape[1]), max_size - U.shape[1])
+                # With full data every direction above lam at once (from X = 0 with exact pairs this
+                # is the singular value thresholding of Y, the optimum itself).
+                room = max_size - U.shape[1]
+                if not full:
+                    room = min(max(_BLOCK_MIN, _BLOCK_GROWTH * U.shape[1]), room)
                 top = pol.value if sp is None else sp.d
-                above = lam + _BLOCK_SHARE * (top - lam)
+                above = lam if full else lam + _BLOCK_SHARE * (top - lam)
                 # Of the rest D in single precision: directions, not certificates, and half the
-                # memory traffic of Lanczos's matrix-vector products.
-                G = R if sp is None else sp.D.float()
+                # memory traffic of Lanczos's matrix-vector products. Without a mask the directions
+                # are the step itself (a thresholding: no descent refines them fast, since the
+                # subspace iteration that ALS is converges at the rate of the residual's gap at
+                # lam), so they are exact or tight, in the data's precision.
+                G = R if sp is None else sp.D if full else sp.D.float()
                 # A full SVD where it is cheap and many directions are asked for (Lanczos's cost
                 # grows with their number: at 400 x 400 the SVD wins above about 16).
-                exact = growth_method == "exact" or exact_fits and room > _EXACT_NEAR_SIZE
+                exact = (growth_method == "exact" or exact_fits and room > _EXACT_NEAR_SIZE
+                         or full and m * n * min(m, n) <= _FULL_SVD_LIMIT)
                 _, P, Q = top_triplets(G, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
-                                       exact=exact)
+                                       exact=exact, tol=_FULL_TRIPLET_TOL if full else 1e-3)
                 P, Q = P.to(R.dtype), Q.to(R.dtype)
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
                     if sp is not None:
