@@ -49,6 +49,7 @@ from .factorized import _objective, descend, rebalance, start_point
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 from .quasi_newton import Memory
+from .sparse import SparseProblem
 from .spectral import EXACT_SIZE_LIMIT, block_norm, span_blocks, top_triplets
 from .subspace import restricted_solve
 
@@ -175,7 +176,10 @@ def grow(
     size where the certificate takes a full SVD, the polar tests split the residual on the spans
     of U and V (a small exact block and a Lanczos run on the rest); the final certificate bounds
     the whole residual (:func:`hdlcore.certify`, which splits it the same way where that proves,
-    with rounding allowances and a probabilistic bound on the rest). Other pairs add one column
+    with rounding allowances and a probabilistic bound on the rest). Without a mask a growth step
+    appends every direction above ``lam`` (exact or tight triplets: from X = 0 the thresholding of
+    Y, the optimum). Sparse data on one process takes the same steps (on the observed entries);
+    distributed data and other pairs add one column
     per step, as the polar's maximizer.
     Used in Chapter 3 and by :func:`hdlcore.grow_path`.
 
@@ -233,10 +237,13 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
 
     m, n = prob.shape
     growth_method = "exact" if min(m, n) <= _SMALL else "krylov"
-    dense = isinstance(prob, Problem)  # sparse or distributed data keep the one-column steps
+    dense = isinstance(prob, Problem)
+    # Sparse data on one process grows by blocks too (directions by block Krylov on the sparse
+    # residual, line searches on the observed entries); distributed data keeps the one-column steps.
+    one_sparse = type(prob) is SparseProblem
     exact_fits = dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT
-    block = dense and pair.name == "l2/l2"  # every direction of the residual above lam at once
-    inexact = block and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
+    block = (dense or one_sparse) and pair.name == "l2/l2"  # every direction above lam at once
+    inexact = block and dense and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
     full = block and prob.Mf is None  # no mask: growth steps are uncapped thresholdings
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
@@ -264,8 +271,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
             # already certify the point, long before the descent's own stopping rule holds.
             # Once the polar is near 1 (the tolerance tightened), preconditioned L-BFGS takes over
-            # from ALS with a mask: it converges in fewer products where ALS slows down.
-            polish = inexact and method == "als" and cur < loose and not memory.stalled
+            # from ALS with a mask (dense or sparse): it converges in fewer products where ALS
+            # slows down.
+            masked_block = inexact or block and one_sparse
+            polish = masked_block and method == "als" and cur < loose and not memory.stalled
             chunk = _QN_CHUNK if polish else _CHUNK
             U, V, _, ok, k = descend(prob, pair, U, V, lam, method="lbfgs" if polish else method, tol=cur,
                                      max_iter=max(min(chunk, max_iter - sweeps), 1), start=start,
@@ -312,17 +321,17 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # own directions) the exact tests take the values, and the maximizer only if needed.
         method_now = near_method if near else growth_method
         sp = None
-        if block and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
+        if block and dense and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
             sp = _split_polar(R, U, V, lam, tol, rng, split_v)
             pol, split_v = sp.polar, sp.v
         else:
             pol = pair._polar(R, method=method_now, tol=_NEAR_TOL if near else 1e-3, rng=rng, v0=warm,
-                              maximizer=not (block and method_now == "exact"))
+                              maximizer=not (block and dense and method_now == "exact"))
         omega = pol.value / lam
         last_excess = omega - 1
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
             pol = pair._polar(R, method=near_method, tol=_NEAR_TOL, rng=rng, v0=pol.v,
-                              maximizer=not (block and near_method == "exact"))
+                              maximizer=not (block and dense and near_method == "exact"))
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
@@ -391,7 +400,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 else:
                     if pol.u is None:  # values only: the exact maximizer (near tests are exact or tight)
                         pol = pair._polar(R, method=near_method, tol=1e-9, rng=rng)
-                    p, q = pol.u.to(R), pol.v.to(R)
+                    p, q = pol.u.to(U), pol.v.to(U)
                 U, V = _append_block(prob, U, V, R, p[:, None], q[:, None], lam)
                 cur, prev_excess = schedule[1], None  # the rest is already converged
                 continue
@@ -413,8 +422,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 G = R if sp is None else sp.D if full else sp.D.float()
                 # A full SVD where it is cheap and many directions are asked for (Lanczos's cost
                 # grows with their number: at 400 x 400 the SVD wins above about 16).
-                exact = (growth_method == "exact" or exact_fits and room > _EXACT_NEAR_SIZE
-                         or full and m * n * min(m, n) <= _FULL_SVD_LIMIT)
+                exact = dense and (growth_method == "exact" or exact_fits and room > _EXACT_NEAR_SIZE
+                                   or full and m * n * min(m, n) <= _FULL_SVD_LIMIT)
                 _, P, Q = top_triplets(G, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
                                        exact=exact, tol=_FULL_TRIPLET_TOL if full else 1e-3)
                 P, Q = P.to(R.dtype), Q.to(R.dtype)
@@ -424,7 +433,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                     else:
                         if pol.u is None:
                             pol = pair._polar(R, method="exact", rng=rng)
-                        P, Q = pol.u.to(R)[:, None], pol.v.to(R)[:, None]
+                        P, Q = pol.u.to(U)[:, None], pol.v.to(U)[:, None]
                 U, V = _append_block(prob, U, V, R, P, Q, lam)
             else:
                 U, V = _append(prob, pair, U, V, R, pol, lam)
@@ -501,8 +510,10 @@ def _prune(prob, U, V, R, f, lam):
     a = ((R @ Q) * P).sum(0)  # (r,): p_i^T R q_i
     if prob.Mf is None:
         mpq = torch.ones_like(S)
-    else:
+    elif isinstance(prob, Problem):
         mpq = ((P * P).T @ prob.Mf * (Q * Q).T).sum(1)  # (r,): |M * p_i q_i^T|_F^2
+    else:  # sparse: (n, m) @ (m, r) on the observed entries
+        mpq = ((prob.Mf.T @ (P * P)) * (Q * Q)).sum(0)
     drop = a + S * mpq <= lam
     if not bool(drop.any()) or bool(drop.all()):
         return U, V, False
@@ -533,8 +544,7 @@ def _append_block(prob, U, V, R, P, Q, lam):
     P, Q, w = P[:, keep], Q[:, keep], w[keep]
     if w.numel() == 0:
         return U, V
-    MD = prob.masked((P * w) @ Q.T, inplace=True)  # (m, k) @ (k, n) -> (m, n)
-    t = float((w * w).sum()) / max(float((MD * MD).sum()), 1e-300)
+    t = float((w * w).sum()) / max(prob.sampled_sq(P * w, Q), 1e-300)  # |M * D|_F^2
     root = (t * w).sqrt()
     return torch.cat([U, P * root], 1), torch.cat([V, Q * root], 1)
 

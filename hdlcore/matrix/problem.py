@@ -54,6 +54,11 @@ class Problem:
             return self.masked(self.Y).clone()
         return self.masked(torch.addmm(self.Y, U, V.T, alpha=-1), inplace=True)  # (m, r) @ (r, n) -> (m, n)
 
+    def sampled_sq(self, A, B) -> float:
+        """:math:`\\lVert M\\odot(AB^\\top)\\rVert_F^2` for ``A`` (m, k), ``B`` (n, k)."""
+        MD = self.masked(A @ B.T, inplace=True)  # (m, k) @ (k, n) -> (m, n)
+        return float((MD * MD).sum())
+
     def loss(self, R) -> float:
         import torch
 

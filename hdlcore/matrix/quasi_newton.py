@@ -1,4 +1,4 @@
-"""Preconditioned L-BFGS on the balanced factorized objective (l2/l2, dense data with a mask).
+"""Preconditioned L-BFGS on the balanced factorized objective (l2/l2, data with a mask, dense or sparse).
 
 .. math:: f(U, V) = \\tfrac12\\lVert M\\odot(UV^\\top - Y)\\rVert_F^2
    + \\tfrac\\lambda2\\left(\\lVert U\\rVert_F^2 + \\lVert V\\rVert_F^2\\right)
@@ -62,7 +62,11 @@ def row_metric_solver(Mf, V, lam):
     import torch
 
     d, E = torch.linalg.eigh(V.T @ V)  # (r,), (r, r)
-    den = Mf.mean(1, keepdim=True) * d + lam  # (m, r)
+    if isinstance(Mf, torch.Tensor):
+        frac = Mf.mean(1, keepdim=True)  # (m, 1)
+    else:  # a sparse mask (hdlcore.matrix.sparse): its row counts
+        frac = (Mf @ torch.ones(Mf.shape[1], dtype=V.dtype, device=V.device))[:, None] / Mf.shape[1]
+    den = frac * d + lam  # (m, r)
     return lambda G: ((G @ E) / den) @ E.T
 
 
@@ -91,17 +95,25 @@ def lbfgs(prob, U, V, lam, tol, max_iter, objectives, times, start, memory: Memo
         G = g.view(-1, U.shape[1])
         return torch.cat([metric_u(G[:m]), metric_v(G[m:])]).view(-1)
 
+    dense = isinstance(Yt, torch.Tensor)
+
     def value(W):
-        # M * (U V^T - Y), in place (Yt is already zero where unobserved)
-        R = (W[:m] @ W[m:].T).sub_(Yt).mul_(Mf)  # (m, r) @ (r, n) -> (m, n)
-        return 0.5 * float(torch.dot(R.view(-1), R.view(-1))) + 0.5 * lam * float(torch.dot(W.view(-1),
-                                                                                          W.view(-1))), R
+        if dense:  # M * (U V^T - Y), in place (Yt is already zero where unobserved)
+            R = (W[:m] @ W[m:].T).sub_(Yt).mul_(Mf)  # (m, r) @ (r, n) -> (m, n)
+            loss = 0.5 * float(torch.dot(R.view(-1), R.view(-1)))
+        else:  # sparse: R = M * (Y - U V^T) on the observed entries (the opposite sign)
+            R = prob.residual(W[:m], W[m:])
+            loss = prob.loss(R)
+        return loss + 0.5 * lam * float(torch.dot(W.view(-1), W.view(-1))), R
 
     def gradient(W, R):
         G = torch.empty_like(W)
-        torch.mm(R, W[m:], out=G[:m])  # (m, n) @ (n, r)
-        torch.mm(R.T, W[:m], out=G[m:])  # (n, m) @ (m, r)
-        return G.add_(W, alpha=lam).view(-1)
+        if dense:
+            torch.mm(R, W[m:], out=G[:m])  # (m, n) @ (n, r)
+            torch.mm(R.T, W[:m], out=G[m:])  # (n, m) @ (m, r)
+            return G.add_(W, alpha=lam).view(-1)
+        G[:m], G[m:] = R @ W[m:], R.T @ W[:m]  # sparse (m, n) @ (n, r), (n, m) @ (m, r)
+        return (lam * W - G).view(-1)
 
     # The gradient's scale, |(M*Y) V|^2 + |(M*Y)^T U|^2, fixed for the call (it barely moves).
     scale = max(float(((Yt @ V) ** 2).sum() + ((Yt.T @ U) ** 2).sum()), 1e-300)

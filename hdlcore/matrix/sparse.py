@@ -503,6 +503,21 @@ class SparseProblem:
             return Y.with_values(vals)
         return Y.with_values(vals, lambda: cv.sampled(Y.cvals, V[cv.start: cv.stop], U))
 
+    def residual_of_zero(self, A, B) -> SparseMatrix:
+        """:math:`-M\\odot(AB^\\top)` on the stored entries (the residual of data 0; no m x n array)."""
+        import torch
+
+        p, Y = self.Y.pattern, self.Y
+        rv, cv = p.rows, p.cols
+        vals = rv.sampled(torch.zeros_like(Y.vals), A[rv.start: rv.stop], B)
+        if p.perm is not None:
+            return Y.with_values(vals)
+        return Y.with_values(vals, lambda: cv.sampled(torch.zeros_like(Y.cvals), B[cv.start: cv.stop], A))
+
+    def sampled_sq(self, A, B) -> float:
+        """:math:`\\sum_\\Omega (AB^\\top)_{ij}^2` for ``A`` (m, k), ``B`` (n, k): never an m x n array."""
+        return self.residual_of_zero(A, B).sq_sum()
+
     def loss(self, R) -> float:
         """:math:`\\tfrac12\\sum_\\Omega R_{ij}^2` (float64)."""
         return 0.5 * R.sq_sum()

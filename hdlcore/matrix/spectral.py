@@ -648,6 +648,20 @@ def _ritz(Uk, Vk, alphas, betas, k):
     return float(S[0]), u, v, float(resid)
 
 
+def _addmv(y, A, x, beta: float):
+    """``beta y + A x`` for a dense tensor (one fused call) or a sparse matrix ``A``."""
+    import torch
+
+    return torch.addmv(y, A, x, beta=beta) if is_tensor(A) else A @ x + beta * y
+
+
+def _fro(A) -> float:
+    """``|A|_F`` of a dense tensor or a :class:`hdlcore.matrix.sparse.SparseMatrix`."""
+    import torch
+
+    return A.sq_sum() ** 0.5 if hasattr(A, "sq_sum") else float(torch.linalg.vector_norm(A))
+
+
 def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.random.Generator,
                  exact: bool = False):
     """Internal: the singular triplets of ``A`` with values above ``above`` (at most ``k_max``).
@@ -672,7 +686,7 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
     k_steps = min(m, n)
     eps = float(torch.finfo(A.dtype).eps)
     dev, dt = A.device, A.dtype
-    fro = float(torch.linalg.vector_norm(A))
+    fro = _fro(A)
     tiny = eps * max(fro, float(torch.finfo(dt).tiny))
     cap = min(k_steps, 2 * k_max + 24)  # Krylov dimension allocated (grown when needed)
     Vk = torch.zeros(n, cap + 1, dtype=dt, device=dev)
@@ -690,14 +704,14 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
         if j == 0:
             p = A @ Vk[:, 0]  # (m, n) @ (n,) -> (m,)
         else:
-            p = torch.addmv(Uk[:, j - 1], A, Vk[:, j], beta=-betas[-1])
+            p = _addmv(Uk[:, j - 1], A, Vk[:, j], -betas[-1])
             p = _reorthogonalize(p, Uk[:, :j])
         alpha = float(torch.linalg.vector_norm(p))
         if alpha <= tiny:
             break
         alphas.append(alpha)
         Uk[:, j] = p / alpha
-        q = torch.addmv(Vk[:, j], A.T, Uk[:, j], beta=-alpha)
+        q = _addmv(Vk[:, j], A.T, Uk[:, j], -alpha)
         q = _reorthogonalize(q, Vk[:, : j + 1])
         beta = float(torch.linalg.vector_norm(q))
         betas.append(beta)
@@ -752,7 +766,7 @@ def _block_triplets(A, *, above: float, k_max: int, tol: float, rng: np.random.G
     X = torch.as_tensor(rng.standard_normal((n, b)), dtype=dt, device=dev)
     Vk = torch.linalg.qr(X)[0]  # (n, b)
     Ws, Zs = [], []
-    fro = float(torch.linalg.vector_norm(A))
+    fro = _fro(A)
     tiny = eps * max(fro, float(torch.finfo(dt).tiny))
     block = Vk
     while True:

@@ -1,4 +1,4 @@
-"""The convex problem restricted to the spans of the current factors (l2/l2, dense data).
+"""The convex problem restricted to the spans of the current factors (l2/l2, dense or sparse data).
 
 With orthonormal bases ``Qu`` (m x r) and ``Qv`` (n x r) of the spans of ``U`` and ``V``, every
 :math:`X = Q_u S Q_v^\\top` has :math:`\\lVert X\\rVert_* = \\lVert S\\rVert_*`, so
@@ -62,10 +62,16 @@ def restricted_solve(prob, U, V, lam: float, iterations: int | None = None,
     Qu, Ru = torch.linalg.qr(U)  # (m, r), (r, r)
     Qv, Rv = torch.linalg.qr(V)  # (n, r), (r, r)
 
-    def op(S):  # Qu^T (M * (Qu S Qv^T)) Qv
-        return Qu.T @ prob.masked((Qu @ S) @ Qv.T, inplace=True) @ Qv  # (m, r) @ (r, n) -> (m, n) -> (r, n) -> (r, r)
+    dense = isinstance(prob.Y, torch.Tensor)
 
-    B = Qu.T @ prob.Y @ Qv  # (r, m) @ (m, n) @ (n, r): the data's part on the spans (Y is M * Y)
+    def op(S):  # Qu^T (M * (Qu S Qv^T)) Qv
+        if dense:  # (m, r) @ (r, n) -> (m, n) -> (r, n) -> (r, r)
+            return Qu.T @ prob.masked((Qu @ S) @ Qv.T, inplace=True) @ Qv
+        # sparse: Qu S Qv^T on the observed entries only (the residual of Y = 0 is its negative)
+        return -(Qu.T @ (prob.residual_of_zero(Qu @ S, Qv) @ Qv))
+
+    # (r, m) @ (m, n) @ (n, r): the data's part on the spans (Y is M * Y)
+    B = Qu.T @ prob.Y @ Qv if dense else Qu.T @ (prob.Y @ Qv)
     S0 = Ru @ Rv.T  # U V^T = Qu S0 Qv^T
     cache = {} if cache is None else cache
     E = cache.get("E")
