@@ -30,6 +30,7 @@ from .._validation import check_choice, check_scalar, param_error
 from .meta import _grow, grow_options
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, prepare
+from .sparse import SparseProblem
 
 __all__ = ["PathResult", "LambdaSelection", "grow_path", "select_lambda"]
 
@@ -200,8 +201,10 @@ def grow_path(
 
     Parameters
     ----------
-    Y : (m, n) array or tensor
-        Data; entries where ``mask`` is False are ignored (they must still be finite).
+    Y : (m, n) array or tensor, or a sparse matrix
+        Data; entries where ``mask`` is False are ignored (they must still be finite). A
+        ``scipy.sparse`` matrix or torch sparse tensor lists the observed entries (``mask`` must be
+        None; one process: see :func:`hdlcore.grow`).
     lams : 1-D sequence of floats, optional
         Strictly decreasing, positive. Default: ``n_lams`` values geometric from
         :math:`\\lambda_{\\max} = \\Omega^\\circ_\\theta(M\\odot Y)` (the optimum there is 0) down to
@@ -249,8 +252,9 @@ def grow_path(
     """
     func = "grow_path"
     prob, _ = prepare(Y, mask, 1.0, func)
-    if not isinstance(prob, Problem):
-        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow)", Y, TypeError)
+    if not isinstance(prob, Problem) and type(prob) is not SparseProblem:
+        raise param_error("Y", func, "a dense array or tensor, or sparse data on one process (for several "
+                          "processes use grow)", Y, TypeError)
     pair = norm_pair(norms, func)
     opts, rng = grow_options(prob, pair, tol, method, max_iter, polar_method, max_size, rng, func)
     n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
@@ -330,7 +334,7 @@ def select_lambda(
     func = "select_lambda"
     prob, _ = prepare(Y, mask, 1.0, func)
     if not isinstance(prob, Problem):
-        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow)", Y, TypeError)
+        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow_path)", Y, TypeError)
     pair = norm_pair(norms, func)
     holdout = check_scalar(holdout, "holdout", func, gt=0, lt=1)
     refit = check_choice(refit, "refit", func, (True, False))
