@@ -243,8 +243,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     one_sparse = type(prob) is SparseProblem
     exact_fits = dense and m * n * min(m, n) <= EXACT_SIZE_LIMIT
     block = (dense or one_sparse) and pair.name == "l2/l2"  # every direction above lam at once
-    inexact = block and dense and prob.Mf is not None  # conjugate-gradient ALS rows at large sizes
+    masked = block and prob.Mf is not None  # L-BFGS and restricted solves near the end
+    inexact = masked and dense  # conjugate-gradient ALS rows at large sizes
     full = block and prob.Mf is None  # no mask: growth steps are uncapped thresholdings
+    dense_block = block and dense  # full SVDs (values only where possible) and split tests
     eps = float(torch.finfo(prob.Y.dtype).eps)
     # Descent tolerances (relative decrease per sweep): loose while the polar is far above 1,
     # then tight, then down to rounding before concluding that one more column is needed.
@@ -273,8 +275,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             # Once the polar is near 1 (the tolerance tightened), preconditioned L-BFGS takes over
             # from ALS with a mask (dense or sparse): it converges in fewer products where ALS
             # slows down.
-            masked_block = inexact or block and one_sparse
-            polish = masked_block and method == "als" and cur < loose and not memory.stalled
+            polish = masked and method == "als" and cur < loose and not memory.stalled
             chunk = _QN_CHUNK if polish else _CHUNK
             U, V, _, ok, k = descend(prob, pair, U, V, lam, method="lbfgs" if polish else method, tol=cur,
                                      max_iter=max(min(chunk, max_iter - sweeps), 1), start=start,
@@ -321,17 +322,17 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # own directions) the exact tests take the values, and the maximizer only if needed.
         method_now = near_method if near else growth_method
         sp = None
-        if block and dense and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
+        if dense_block and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
             sp = _split_polar(R, U, V, lam, tol, rng, split_v)
             pol, split_v = sp.polar, sp.v
         else:
             pol = pair._polar(R, method=method_now, tol=_NEAR_TOL if near else 1e-3, rng=rng, v0=warm,
-                              maximizer=not (block and dense and method_now == "exact"))
+                              maximizer=not (dense_block and method_now == "exact"))
         omega = pol.value / lam
         last_excess = omega - 1
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
             pol = pair._polar(R, method=near_method, tol=_NEAR_TOL, rng=rng, v0=pol.v,
-                              maximizer=not (block and dense and near_method == "exact"))
+                              maximizer=not (dense_block and near_method == "exact"))
             omega = pol.value / lam
         for key, val in zip(rows, (U.shape[1], f, omega, sweeps, time.perf_counter() - start), strict=True):
             rows[key].append(val)
@@ -510,10 +511,8 @@ def _prune(prob, U, V, R, f, lam):
     a = ((R @ Q) * P).sum(0)  # (r,): p_i^T R q_i
     if prob.Mf is None:
         mpq = torch.ones_like(S)
-    elif isinstance(prob, Problem):
-        mpq = ((P * P).T @ prob.Mf * (Q * Q).T).sum(1)  # (r,): |M * p_i q_i^T|_F^2
-    else:  # sparse: (n, m) @ (m, r) on the observed entries
-        mpq = ((prob.Mf.T @ (P * P)) * (Q * Q)).sum(0)
+    else:  # (r,): |M * p_i q_i^T|_F^2 = sum_j (M^T (p_i^2))_j q_ji^2, dense or sparse M
+        mpq = ((prob.Mf.T @ (P * P)) * (Q * Q)).sum(0)  # (n, m) @ (m, r) -> (n, r) -> (r,)
     drop = a + S * mpq <= lam
     if not bool(drop.any()) or bool(drop.all()):
         return U, V, False

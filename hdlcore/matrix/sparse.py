@@ -496,23 +496,25 @@ class SparseProblem:
 
     def residual(self, U, V) -> SparseMatrix:
         """:math:`R = M\\odot(Y - UV^\\top)` on the stored entries."""
-        p, Y = self.Y.pattern, self.Y
-        rv, cv = p.rows, p.cols
-        vals = rv.sampled(Y.vals, U[rv.start: rv.stop], V)  # (nnz,)
-        if p.perm is not None:
-            return Y.with_values(vals)
-        return Y.with_values(vals, lambda: cv.sampled(Y.cvals, V[cv.start: cv.stop], U))
+        return self._minus(self.Y, U, V)
 
     def residual_of_zero(self, A, B) -> SparseMatrix:
         """:math:`-M\\odot(AB^\\top)` on the stored entries (the residual of data 0; no m x n array)."""
         import torch
 
-        p, Y = self.Y.pattern, self.Y
+        Y = self.Y
+        return self._minus(Y.with_values(torch.zeros_like(Y.vals), lambda: torch.zeros_like(Y.cvals)), A, B)
+
+    @staticmethod
+    def _minus(base: SparseMatrix, A, B) -> SparseMatrix:
+        """``base - M * (A B^T)`` on the stored entries, in the row view (the column view when first
+        needed)."""
+        p = base.pattern
         rv, cv = p.rows, p.cols
-        vals = rv.sampled(torch.zeros_like(Y.vals), A[rv.start: rv.stop], B)
+        vals = rv.sampled(base.vals, A[rv.start: rv.stop], B)  # (nnz,)
         if p.perm is not None:
-            return Y.with_values(vals)
-        return Y.with_values(vals, lambda: cv.sampled(torch.zeros_like(Y.cvals), B[cv.start: cv.stop], A))
+            return base.with_values(vals)
+        return base.with_values(vals, lambda: cv.sampled(base.cvals, B[cv.start: cv.stop], A))
 
     def sampled_sq(self, A, B) -> float:
         """:math:`\\sum_\\Omega (AB^\\top)_{ij}^2` for ``A`` (m, k), ``B`` (n, k): never an m x n array."""

@@ -659,7 +659,7 @@ def _fro(A) -> float:
     """``|A|_F`` of a dense tensor or a :class:`hdlcore.matrix.sparse.SparseMatrix`."""
     import torch
 
-    return A.sq_sum() ** 0.5 if hasattr(A, "sq_sum") else float(torch.linalg.vector_norm(A))
+    return float(torch.linalg.vector_norm(A)) if is_tensor(A) else A.sq_sum() ** 0.5
 
 
 def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.random.Generator,
@@ -799,9 +799,8 @@ def _block_triplets(A, *, above: float, k_max: int, tol: float, rng: np.random.G
         keep = sx > 100 * eps * max(s1 * s1, tiny)
         if not bool(keep.any()):  # an invariant subspace
             break
-        Q = Qx[:, keep][:, :n - K]
-        block = Q
-        Vk = torch.cat([Vk, Q], 1)
+        block = Qx[:, keep][:, :n - K]
+        Vk = torch.cat([Vk, block], 1)
     S = sig[:count]
     Yc = Yh[:, :count]
     P = (Wk @ Yc) / S.clamp_min(tiny)  # (m, K) @ (K, c): left Ritz vectors
