@@ -188,6 +188,11 @@ def sweeps(path: Path, world: int) -> dict:
             "objective": got[0]["objective"]}
 
 
+def _machine(load0, load1) -> dict:
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "load_before": load0, "load_after": load1}
+
+
 def moderate() -> None:
     """grow where the optimum has moderate rank: block growth and L-BFGS on the observed entries."""
     m, n, frac = 2000, 1500, 0.1
@@ -206,8 +211,7 @@ def moderate() -> None:
                   f"polar {r['polar']:.7f} ({r['polar_kind']}), is_global={r['is_global']}")
     load1 = os.getloadavg()
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} ({os.cpu_count()} cores)")
-    result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "python": platform.python_version(), "load_before": load0, "load_after": load1},
+    result = {"machine": _machine(load0, load1),
               "rank": RANK, "noise": NOISE, "lam": LAM_MODERATE, "tol": 1e-4, "grow": rows}
     out = ROOT / "benchmarks" / "results" / "sparse_moderate.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -253,8 +257,7 @@ def main() -> None:
                   f"{p['per_sweep']:.3f} s per sweep ({p['speedup']:.2f}x one process)")
     load1 = os.getloadavg()
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} ({os.cpu_count()} cores)")
-    result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "python": platform.python_version(), "load_before": load0, "load_after": load1},
+    result = {"machine": _machine(load0, load1),
               "rank": RANK, "noise": NOISE, "lam": LAM, "tol": 1e-4, "grow": rows, "sweeps": procs}
     out = ROOT / "benchmarks" / "results" / ("sparse_quick.json" if args.quick else "sparse.json")
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
