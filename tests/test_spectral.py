@@ -275,3 +275,37 @@ def test_top_triplets_when_the_krylov_space_fills_the_whole_space(shape):
     np.testing.assert_allclose(S.numpy(), exact[:count], rtol=1e-10)
     resid = torch.linalg.vector_norm(A.T @ P - Q * S, dim=0) / float(S[0])
     assert float(resid.max()) <= 1e-7
+
+
+@pytest.mark.parametrize("shape, dtype", [((300, 240), torch.float64), ((90, 260), torch.float64),
+                                          ((260, 90), torch.float32), ((50, 50), torch.float64)])
+def test_gram_route_matches_a_full_svd(shape, dtype):
+    # grow's exact tests and growth directions take the smaller Gram matrix's eigenpairs (about
+    # half a full SVD's time): the values above the threshold, both sides' vectors, sigma_1.
+    from hdlcore.matrix.spectral import gram_top_value, gram_triplets, top_triplets
+
+    m, n = shape
+    rng = np.random.default_rng(m * n)
+    r = min(m, n)
+    s = np.concatenate([np.linspace(5, 2, r // 4), rng.uniform(0, 1.8, r - r // 4)])
+    P0, _ = np.linalg.qr(rng.standard_normal((m, r)))
+    Q0, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    A = torch.as_tensor((P0 * s) @ Q0.T, dtype=dtype)
+    exact = np.linalg.svd(A.double().numpy(), compute_uv=False)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert gram_top_value(A) == pytest.approx(exact[0], rel=rtol)
+    for k_max in (3, r):
+        S, P, Q = top_triplets(A, above=1.9, k_max=k_max, rng=np.random.default_rng(0), exact=True)
+        count = min(int((exact > 1.9).sum()), k_max)
+        assert S.dtype == P.dtype == Q.dtype == dtype
+        assert S.shape == (count,) and P.shape == (m, count) and Q.shape == (n, count)
+        np.testing.assert_allclose(S.double().numpy(), exact[:count], rtol=rtol)
+        for X, Z in ((A @ Q, P), (A.T @ P, Q)):  # A q = s p and A^T p = s q
+            assert float((torch.linalg.vector_norm(X - Z * S, dim=0) / S).max()) <= 100 * rtol
+        assert torch.allclose(P.T @ P, torch.eye(count, dtype=dtype), atol=100 * rtol)
+    # Nothing above the threshold: no directions; a threshold far below sigma_1 (squared values
+    # would lose accuracy there) and a non-CPU tensor hand back to the SVD.
+    assert gram_triplets(A, above=10.0, k_max=5)[0].shape == (0,)
+    assert gram_triplets(A, above=1e-5, k_max=5) is None
+    assert gram_top_value(torch.zeros(4, 0, dtype=dtype)) == 0.0
+    assert gram_top_value(torch.zeros(3, 5, dtype=dtype)) == 0.0
