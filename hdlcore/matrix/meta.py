@@ -622,7 +622,8 @@ def _test(pair, R, method, tol, rng, v0, values_only):
     if values_only and method == "exact":
         value = gram_top_value(R)
         if value is not None:
-            return PolarResult(value, None, None, "exact", value, "sigma_1(R) by the Gram matrix's top eigenvalue")
+            detail = "sigma_1(R) by the Gram matrix's top eigenvalue"
+            return PolarResult(value, None, None, "exact", value, detail)
     return pair._polar(R, method=method, tol=tol, rng=rng, v0=v0,
                        maximizer=not (values_only and method == "exact"))
 
@@ -643,7 +644,8 @@ def _overlap(U, V, pol) -> float:
 
 def _outside(R, U, V) -> float:
     """The largest singular value of ``R`` restricted to the orthogonal complements of the spans
-    of ``U`` and ``V``: ``sigma_1((I - P_U) R (I - P_V))`` (values only: the Gram matrix's top eigenvalue, or one SVD)."""
+    of ``U`` and ``V``: ``sigma_1((I - P_U) R (I - P_V))`` (values only: the Gram matrix's top
+    eigenvalue, or one SVD)."""
     import torch
 
     D = span_blocks(R, U, V)[-1]
