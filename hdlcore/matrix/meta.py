@@ -42,7 +42,7 @@ import numpy as np
 
 from .._runtime import one_thread_when_small
 from .._validation import check_scalar, warn_not_converged
-from .certificates import certificate
+from .certificates import CLIP_TRY, certificate, clipped_dual
 from .columns import append_column
 from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
@@ -354,6 +354,16 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # A split test with no excess outside the spans at a descent at rounding: certify (the
         # excess inside them, if any, is the split's overestimate or beyond the descent's reach).
         inside_only = sp is not None and sp.d <= lam * (1 + tol)
+        near_proof = small < min(polar_bound, dual_gap) <= CLIP_TRY * small
+        if dense_block and masked and pol.kind == "exact" and near_proof and omega > 1:
+            # Within reach of the certificate's second dual point (the residual's values above lam
+            # clipped on the observed entries: hdlcore.matrix.certificates.clipped_dual): estimated
+            # here from the Gram matrices, proven by the certificate below.
+            W, k = clipped_dual(prob, R, lam)
+            value = gram_top_value(W) if k else None
+            if value is not None:
+                s = max(1.0, value / lam)
+                dual_gap = min(dual_gap, f - (prob.inner(W) / s - prob.loss(W) / s**2))
         if ((block or passed) and min(polar_bound, dual_gap) <= small
                 or (passed or inside_only) and cur <= final):
             if block and U.shape[1] > 0:
