@@ -124,7 +124,11 @@ def test_float32_and_torch():
         assert res.converged and res.U.dtype == dtype and type(res.X) is type(arr)
         rtol = 1e-9 if dtype in (torch.float64, np.float64) else 1e-5
         assert res.objective == pytest.approx(ref.objective, rel=rtol)
-        assert res.certificate.polar <= 1 + res.certificate.tol
+        # Proven: F - F* <= tol F (by the polar, or by a duality gap, which can prove with the
+        # polar slightly above 1 + tol).
+        cert = res.certificate
+        assert cert.is_global is True and cert.bound <= cert.tol * cert.objective
+        assert cert.polar <= 1 + 10 * cert.tol
 
 
 def test_large_matrices_use_lanczos_and_say_so():

@@ -351,8 +351,9 @@ def certify(
 
 
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
-                R=None, failure_probability=1e-9) -> Certificate:
-    """Internal (trusted tensors): the certificate in float64."""
+                R=None, failure_probability=1e-9, dual=None) -> Certificate:
+    """Internal (trusted tensors): the certificate in float64. ``dual``: a clipped dual point
+    already formed by the caller (:func:`hdlcore.grow`'s estimate), used instead of forming one."""
     import torch
 
     f64 = torch.float64
@@ -405,7 +406,9 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         # A second dual point: the residual with its values above lam clipped on the observed
         # entries (clipped_dual). Feasible once scaled by its own exact sigma_1, so its gap is a
         # bound too; near an optimum it is 10-30 times smaller than the scaled residual's.
-        W, k = clipped_dual(prob, R, lam)
+        # Restricted to the observed entries here whatever its origin: feasibility needs only that
+        # and the exact sigma_1 below.
+        W, k = clipped_dual(prob, R, lam) if dual is None else (prob.masked(dual.to(f64)), 1)
         if k:
             wp = pair._polar(W, method="exact", maximizer=False)
             W2 = 2 * prob.loss(W)
