@@ -80,7 +80,7 @@ class Certificate:
         on dense data with an exact polar, when these are within ``CLIP_TRY`` (30) times
         ``tol * objective``, also the gap at a second dual point, ``R`` with its singular values
         above ``lam`` clipped on the observed entries and scaled by its own exact
-        :math:`\\sigma_1` (:func:`~hdlcore.matrix.certificates.clipped_dual`; ``basis`` says so when
+        :math:`\\sigma_1` (``hdlcore.matrix.certificates.clipped_dual``; ``basis`` says so when
         it is the smaller): near grow's optima 10-30 times smaller.
     bound_estimate : float
         The same bound computed with ``polar`` (proven only when ``polar_kind == "exact"``).
