@@ -168,9 +168,33 @@ def test_sparse_path_is_the_dense_masked_path():
     assert sparse.history["rank"].max() > 10
 
 
-def test_select_lambda_refuses_sparse_data_with_a_clear_error():
-    # Holding out entries is built on a dense mask; the error names the parameter and the way out.
+def test_select_lambda_on_sparse_data_is_the_dense_selection():
+    # The observed entries as a sparse matrix (scipy CSR, then a torch COO tensor): the held-out
+    # entries are drawn from the stored ones in the same row-major order as from a dense mask, so
+    # the split, the error curve and the choice match the dense run; both sides stay sparse.
     import scipy.sparse as sp
+    import torch
 
-    with pytest.raises(TypeError, match="'Y' parameter of select_lambda must be a dense array"):
-        hd.select_lambda(sp.csr_matrix(np.eye(4)))
+    rng = np.random.default_rng(6)
+    Y, _ = hd.low_rank_matrix(40, 30, 3, noise=0.5, rng=rng)
+    mask = hd.random_mask(Y.shape, 0.5, rng=rng)
+    dense = hd.select_lambda(Y, mask, holdout=0.25, n_lams=8, rng=7)
+    Ys = sp.csr_matrix(np.where(mask, Y, 0.0))
+    assert Ys.nnz == mask.sum()
+    coo = torch.sparse_coo_tensor(np.array(np.nonzero(mask)), Y[mask], Y.shape, check_invariants=True)
+    for data in (Ys, coo):
+        sel = hd.select_lambda(data, holdout=0.25, n_lams=8, rng=7)
+        assert sp.issparse(sel.holdout_mask) and sp.issparse(sel.train_mask)
+        np.testing.assert_array_equal(sel.holdout_mask.toarray(), dense.holdout_mask)
+        np.testing.assert_array_equal(sel.train_mask.toarray(), dense.train_mask)
+        np.testing.assert_allclose(sel.path.lams, dense.path.lams, rtol=1e-10)
+        # certified to 1e-6 in objective: the points (hence held-out errors) agree to about 1e-4
+        np.testing.assert_allclose(sel.heldout_error, dense.heldout_error, rtol=1e-3)
+        assert sel.index == dense.index and sel.path.certified
+        assert sel.result.certificate.is_global is True
+        assert sel.result.objective == pytest.approx(dense.result.objective, rel=2e-6)
+        assert isinstance(sel.result.U, torch.Tensor) == isinstance(data, torch.Tensor)
+    with pytest.raises(ValueError, match="'mask' parameter of select_lambda must be None"):
+        hd.select_lambda(Ys, mask)
+    with pytest.raises(ValueError, match="leaving at least one of the 3 observed entries"):
+        hd.select_lambda(sp.csr_matrix(np.eye(3)), holdout=0.1)

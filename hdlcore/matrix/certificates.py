@@ -448,9 +448,12 @@ def clipped_dual(prob, R, lam: float):
     (the step that brings ``p_i^T W q_i`` to ``lam``). Returns ``(W, k)``, ``k`` the triplets used.
 
     ``W`` lies on the observed entries, so ``W / max(1, sigma_1(W) / lam)`` is dual feasible
-    whatever the triplets' accuracy; the caller measures ``sigma_1(W)``. Scaling the whole residual
-    (the usual dual point) costs about ``(omega - 1) <R, X>`` of the bound; near an optimum the
-    excess of ``R`` sits on a few directions, and clipping only those costs much less. Without a
+    whatever the triplets' accuracy; the caller measures ``sigma_1(W)``. (Weak duality: for such a
+    ``W`` with ``sigma_1(W) <= lam`` and every ``X``, ``lam |X|_* >= <W, X> = <W, M * X>`` and
+    ``1/2 |M * (Y - X)|^2 >= <W, M * (Y - X)> - 1/2 |W|^2``, so
+    ``F(X) >= <W, M * Y> - 1/2 |W|^2``.) Scaling the whole residual (the usual dual point)
+    costs about ``(omega - 1) <R, X>`` of the bound; near an optimum the excess of ``R`` sits on
+    a few directions, and clipping only those costs much less. Without a
     mask ``W`` is ``R``'s projection onto the spectral ball of radius ``lam`` (``c_i = s_i - lam``).
     """
     import torch

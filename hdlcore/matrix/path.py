@@ -27,6 +27,7 @@ import numpy as np
 from .._backend import is_tensor
 from .._runtime import one_thread_when_small
 from .._validation import check_choice, check_scalar, param_error
+from . import sparse
 from .meta import _grow, grow_options
 from .norms import norm_pair
 from .problem import MatrixResult, Problem, prepare
@@ -102,8 +103,8 @@ class LambdaSelection:
         held-out entries ``H``, for each ``lam`` of the path.
     path : PathResult
         The path fitted on the training entries only.
-    train_mask, holdout_mask : (m, n) bool numpy arrays
-        The split of the observed entries.
+    train_mask, holdout_mask : (m, n) bool numpy arrays, or scipy.sparse CSR matrices
+        The split of the observed entries (sparse matrices when ``Y`` is sparse).
     result : MatrixResult or None
         The certified optimum at ``lam`` on every observed entry (``refit=True``), warm-started
         from the path's point.
@@ -115,8 +116,8 @@ class LambdaSelection:
     index: int
     heldout_error: np.ndarray
     path: PathResult
-    train_mask: np.ndarray
-    holdout_mask: np.ndarray
+    train_mask: Any
+    holdout_mask: Any
     result: MatrixResult | None
     history: dict
 
@@ -124,6 +125,14 @@ class LambdaSelection:
         return (f"LambdaSelection(lam={self.lam:.6g}, index={self.index} of {len(self.path)}, "
                 f"heldout_error={self.heldout_error[self.index]:.6g}, "
                 f"rank={int(self.path.ranks[self.index])})")
+
+
+def _pattern_mask(rows, cols, shape):
+    """The (m, n) scipy.sparse CSR boolean matrix that is True at ``(rows[k], cols[k])``."""
+    import scipy.sparse
+
+    r, c = rows.cpu().numpy(), cols.cpu().numpy()
+    return scipy.sparse.csr_matrix((np.ones(r.size, bool), (r, c)), shape=shape)
 
 
 def _check_lams(lams: Any, func: str) -> np.ndarray:
@@ -287,7 +296,9 @@ def select_lambda(
 
     Parameters
     ----------
-    Y : (m, n) array or tensor
+    Y : (m, n) array or tensor, or a sparse matrix
+        A ``scipy.sparse`` matrix or torch sparse tensor lists the observed entries (``mask``
+        must be None); both sides of the split stay sparse (one process).
     mask : (m, n) bool array, optional
         True where observed (default: every entry).
     lams : 1-D sequence of floats, optional
@@ -332,25 +343,41 @@ def select_lambda(
     import torch
 
     func = "select_lambda"
-    prob, _ = prepare(Y, mask, 1.0, func)
-    if not isinstance(prob, Problem):
-        raise param_error("Y", func, "a dense array or tensor (for sparse data use grow_path)", Y, TypeError)
+    prob, _ = prepare(Y, mask, 1.0, func)  # dense (Problem) or sparse (SparseProblem), one process
     pair = norm_pair(norms, func)
     holdout = check_scalar(holdout, "holdout", func, gt=0, lt=1)
     refit = check_choice(refit, "refit", func, (True, False))
     opts, rng = grow_options(prob, pair, tol, "auto", max_iter, polar_method, None, rng, func)
-    observed = np.ones(prob.shape, bool) if prob.M is None else prob.M.cpu().numpy()
-    idx = np.flatnonzero(observed)
+    if isinstance(prob, SparseProblem):
+        # The observed entries are the stored ones: split them, keep both sides sparse.
+        rows_all, cols_all, vals_all, shape, back = sparse.coordinates(Y, "Y", func)
+        idx = np.arange(vals_all.numel())
+    else:
+        observed = np.ones(prob.shape, bool) if prob.M is None else prob.M.cpu().numpy()
+        idx = np.flatnonzero(observed)
     n_hold = int(round(holdout * idx.size))
     if n_hold < 1 or n_hold >= idx.size:
         raise param_error("holdout", func, f"a fraction in (0, 1) leaving at least one of the "
                           f"{idx.size} observed entries on each side", holdout)
-    held = np.zeros(prob.shape, bool)
-    held.flat[rng.choice(idx, n_hold, replace=False)] = True
-    train = observed & ~held
-    train_prob, _ = prepare(Y, torch.as_tensor(train, device=prob.Y.device) if is_tensor(Y) else train,
-                            1.0, func)  # results in the caller's array type
-    Yt = prob.Y  # float tensor (zero where unobserved; every held-out entry is observed)
+    pick = rng.choice(idx, n_hold, replace=False)
+    if isinstance(prob, SparseProblem):
+        is_held = np.zeros(idx.size, bool)
+        is_held[pick] = True
+        tr, ho = (torch.as_tensor(np.flatnonzero(b), device=vals_all.device) for b in (~is_held, is_held))
+        order = sparse.duplicates(rows_all[tr], cols_all[tr], shape, "Y", func, Y)
+        pattern = sparse.Pattern.single(rows_all[tr], cols_all[tr], shape, order)
+        train_prob = SparseProblem(sparse.SparseMatrix(pattern, vals_all[tr][order]), back)
+        rows, cols, y_held = rows_all[ho], cols_all[ho], vals_all[ho]
+        train, held = (_pattern_mask(rows_all[sel], cols_all[sel], shape) for sel in (tr, ho))
+    else:
+        held = np.zeros(prob.shape, bool)
+        held.flat[pick] = True
+        train = observed & ~held
+        train_prob, _ = prepare(Y, torch.as_tensor(train, device=prob.Y.device) if is_tensor(Y) else train,
+                                1.0, func)  # results in the caller's array type
+        Yt = prob.Y  # float tensor (zero where unobserved; every held-out entry is observed)
+        rows, cols = (torch.as_tensor(a, device=Yt.device) for a in np.nonzero(held))
+        y_held = Yt[rows, cols]  # (h,)
     n_lams = check_scalar(n_lams, "n_lams", func, kind="int", ge=1)
     lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", func, gt=0, lt=1)
     if lams is None:
@@ -358,8 +385,6 @@ def select_lambda(
     else:
         lams = _check_lams(lams, func)
     path, factors = _path(train_prob, pair, lams, rng=rng, func=func, **opts)
-    rows, cols = (torch.as_tensor(a, device=Yt.device) for a in np.nonzero(held))
-    y_held = Yt[rows, cols]  # (h,)
     rmse = []
     for U, V in factors:
         x_held = (U[rows] * V[cols]).sum(1)  # (h, r) * (h, r) -> (h,): X at the held-out entries
