@@ -182,8 +182,12 @@ def grow(
     by a few conjugate-gradient steps above 16 columns, and, once the polar is within 10 % of 1,
     by preconditioned L-BFGS steps (30 between polar tests; ALS again if its line search stalls at
     rounding), followed by a solve of the convex problem restricted to the spans of U and V
-    (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Above the
-    size where the certificate takes a full SVD, the polar tests split the residual on the spans
+    (:mod:`hdlcore.matrix.subspace`); each of these steps keeps the objective monotone. Up to the
+    size where the certificate takes a full SVD, the polar tests take sigma_1 from the residual's
+    Gram matrix and, near the end, estimate the certificate's second dual point (the residual's
+    values above ``lam`` clipped on the observed entries, :func:`hdlcore.certify`), which can prove
+    at a polar of 1 + 1e-5; the last descents then test every 15 L-BFGS steps. Above that
+    size, the polar tests split the residual on the spans
     of U and V (a small exact block and a Lanczos run on the rest); the final certificate bounds
     the whole residual (:func:`hdlcore.certify`, which splits it the same way where that proves,
     with rounding allowances and a probabilistic bound on the rest). Without a mask a growth step
