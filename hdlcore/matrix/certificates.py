@@ -352,8 +352,9 @@ def certify(
 
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
                 R=None, failure_probability=1e-9, dual=None) -> Certificate:
-    """Internal (trusted tensors): the certificate in float64. ``dual``: a clipped dual point
-    already formed by the caller (:func:`hdlcore.grow`'s estimate), used instead of forming one."""
+    """Internal (trusted tensors): the certificate in float64. ``dual``: ``(W, k)`` from
+    :func:`clipped_dual`, already formed by the caller (:func:`hdlcore.grow`'s estimate), used
+    instead of forming it again."""
     import torch
 
     f64 = torch.float64
@@ -395,7 +396,7 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
 
     def _bound(p):
         s = max(1.0, p)
-        dual_gap = objective - (RY / s - R2 / (2 * s * s))
+        dual_gap = objective - dual_value(RY, R2, s)
         polar_bound = objective * max(p - 1.0, 0.0) + euler_gap
         return max(min(dual_gap, polar_bound), 0.0)
 
@@ -408,13 +409,11 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         # bound too; near an optimum it is 10-30 times smaller than the scaled residual's.
         # Restricted to the observed entries here whatever its origin: feasibility needs only that
         # and the exact sigma_1 below.
-        W, k = clipped_dual(prob, R, lam) if dual is None else (prob.masked(dual.to(f64)), 1)
+        W, k = clipped_dual(prob, R, lam) if dual is None else (prob.masked(dual[0].to(f64)), dual[1])
         if k:
             wp = pair._polar(W, method="exact", maximizer=False)
-            W2 = 2 * prob.loss(W)
-            WY = prob.inner(W)
-            gaps = [objective - (WY / s - W2 / (2 * s * s)) for s in (max(1.0, wp.upper / lam),
-                                                                      max(1.0, wp.value / lam))]
+            WY, W2 = prob.inner(W), 2 * prob.loss(W)
+            gaps = [objective - dual_value(WY, W2, max(1.0, p / lam)) for p in (wp.upper, wp.value)]
             if gaps[0] < bound:
                 bound, bound_est = max(gaps[0], 0.0), min(bound_est, max(gaps[1], 0.0))
                 basis += (f"; dual point: R with its {k} values above lam clipped on the observed "
@@ -440,6 +439,12 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
 #: within this factor of proving: near grow's optima at n = 400 (ranks 51-129) the clipped point's
 #: gap was 10-30 times smaller than the scaled residual's.
 CLIP_TRY = 30.0
+
+
+def dual_value(inner: float, sq: float, s: float) -> float:
+    """``D(W / s) = <W, M * Y> / s - |W|_F^2 / (2 s^2)`` from ``inner = <W, M * Y>`` and
+    ``sq = |W|_F^2``: a lower bound on F* when ``sigma_1(W) / s <= lam`` (weak duality)."""
+    return inner / s - sq / (2 * s * s)
 
 
 def clipped_dual(prob, R, lam: float):

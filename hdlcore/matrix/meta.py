@@ -42,7 +42,7 @@ import numpy as np
 
 from .._runtime import one_thread_when_small
 from .._validation import check_scalar, warn_not_converged
-from .certificates import CLIP_TRY, certificate, clipped_dual
+from .certificates import CLIP_TRY, certificate, clipped_dual, dual_value
 from .columns import append_column
 from .distributed import collective
 from .factorized import _objective, descend, rebalance, start_point
@@ -361,7 +361,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # The certificate's other bound, the duality gap at W = R / max(1, omega) (cheap here):
         # once the polar passes, it is often below tol * F before the Euler gap is.
         scale = max(1.0, omega)
-        dual_gap = f - (prob.inner(R) / scale - loss / scale**2) if dense else float("inf")
+        dual_gap = f - dual_value(prob.inner(R), 2 * loss, scale) if dense else float("inf")
         small = tol * max(abs(f), 1e-300)
         # The certificate's two bounds (hdlcore.certify): the polar's, f (omega - 1)_+ + Euler gap,
         # and the duality gap; the certificate is computed only when one of them would prove.
@@ -381,10 +381,9 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             W, k = clipped_dual(prob, R, lam)
             value = gram_top_value(W) if k else None
             if value is not None:
-                s = max(1.0, value / lam)
-                clip_gap = f - (prob.inner(W) / s - prob.loss(W) / s**2)
+                clip_gap = f - dual_value(prob.inner(W), 2 * prob.loss(W), max(1.0, value / lam))
                 if clip_gap < dual_gap:
-                    dual_gap, dual = clip_gap, W
+                    dual_gap, dual = clip_gap, (W, k)
         if ((block or passed) and min(polar_bound, dual_gap) <= small
                 or (passed or inside_only) and cur <= final):
             if block and U.shape[1] > 0:

@@ -349,8 +349,10 @@ def select_lambda(
     refit = check_choice(refit, "refit", func, (True, False))
     opts, rng = grow_options(prob, pair, tol, "auto", max_iter, polar_method, None, rng, func)
     if isinstance(prob, SparseProblem):
-        # The observed entries are the stored ones: split them, keep both sides sparse.
-        rows_all, cols_all, vals_all, shape, back = sparse.coordinates(Y, "Y", func)
+        # The observed entries are the stored ones (validated, in row-major order, as a dense
+        # mask's): split them, keep both sides sparse.
+        view = prob.Y.pattern.rows
+        rows_all, cols_all, vals_all = view.local_rows(), view.idx, prob.Y.vals
         idx = np.arange(vals_all.numel())
     else:
         observed = np.ones(prob.shape, bool) if prob.M is None else prob.M.cpu().numpy()
@@ -364,11 +366,10 @@ def select_lambda(
         is_held = np.zeros(idx.size, bool)
         is_held[pick] = True
         tr, ho = (torch.as_tensor(np.flatnonzero(b), device=vals_all.device) for b in (~is_held, is_held))
-        order = sparse.duplicates(rows_all[tr], cols_all[tr], shape, "Y", func, Y)
-        pattern = sparse.Pattern.single(rows_all[tr], cols_all[tr], shape, order)
-        train_prob = SparseProblem(sparse.SparseMatrix(pattern, vals_all[tr][order]), back)
+        pattern = sparse.Pattern.single(rows_all[tr], cols_all[tr], prob.shape)  # still row-major
+        train_prob = SparseProblem(sparse.SparseMatrix(pattern, vals_all[tr]), prob.back)
         rows, cols, y_held = rows_all[ho], cols_all[ho], vals_all[ho]
-        train, held = (_pattern_mask(rows_all[sel], cols_all[sel], shape) for sel in (tr, ho))
+        train, held = (_pattern_mask(rows_all[sel], cols_all[sel], prob.shape) for sel in (tr, ho))
     else:
         held = np.zeros(prob.shape, bool)
         held.flat[pick] = True

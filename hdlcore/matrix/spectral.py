@@ -746,15 +746,15 @@ _GRAM_FLOOR = 1e-3
 
 
 def _gram(A):
-    """The smaller Gram matrix of a dense CPU tensor ``A``, in float64, and whether it is
-    ``A^T A`` (n x n, else ``A A^T``); None on other devices (their SVDs are kept)."""
+    """The smaller Gram matrix of a dense CPU tensor ``A``, in float64, whether it is ``A^T A``
+    (n x n, else ``A A^T``), and ``A`` in float64; None on other devices (their SVDs are kept)."""
     import torch
 
     if not is_tensor(A) or A.device.type != "cpu" or A.dtype not in (torch.float32, torch.float64):
         return None
     A64 = A.double()
     right = A.shape[0] >= A.shape[1]
-    return (A64.T @ A64 if right else A64 @ A64.T), right
+    return (A64.T @ A64 if right else A64 @ A64.T), right, A64
 
 
 def gram_top_value(A) -> float | None:
@@ -771,7 +771,7 @@ def gram_top_value(A) -> float | None:
     got = _gram(A)
     if got is None:
         return None
-    G, _ = got
+    G = got[0]
     if G.shape[0] == 0:
         return 0.0
     return math.sqrt(max(float(torch.linalg.eigvalsh(G)[-1]), 0.0))
@@ -788,7 +788,7 @@ def gram_triplets(A, *, above: float, k_max: int):
     got = _gram(A)
     if got is None:
         return None
-    G, right = got
+    G, right, A64 = got
     if G.shape[0] == 0 or above <= 0:
         return None
     w, X = torch.linalg.eigh(G)  # ascending
@@ -797,7 +797,7 @@ def gram_triplets(A, *, above: float, k_max: int):
     c = min(int((w > above * above).sum()), k_max)
     w, X = w.flip(0)[:c], X.flip(1)[:, :c]  # decreasing, at most k_max
     S = w.sqrt()
-    other = (A.double() @ X) / S if right else (A.double().T @ X) / S  # (m, c) or (n, c)
+    other = (A64 @ X) / S if right else (A64.T @ X) / S  # (m, c) or (n, c)
     P, Q = (other, X) if right else (X, other)
     return S.to(A.dtype), P.to(A.dtype), Q.to(A.dtype)
 
