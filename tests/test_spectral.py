@@ -309,3 +309,31 @@ def test_gram_route_matches_a_full_svd(shape, dtype):
     assert gram_triplets(A, above=1e-5, k_max=5) is None
     assert gram_top_value(torch.zeros(4, 0, dtype=dtype)) == 0.0
     assert gram_top_value(torch.zeros(3, 5, dtype=dtype)) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["flat", "rank-one", "decaying", "huge", "tiny", "wide"])
+def test_gram_bound_covers_sigma_1(kind):
+    # Certificates take sigma_1 from the smaller Gram matrix on the CPU (GramEigh.top): the value
+    # must match a full SVD and the bound must cover it with an allowance far below any tolerance,
+    # also where |A|_F^2 / sigma_1^2 is largest (a flat spectrum) and where the squares would
+    # overflow or underflow without the power-of-two scaling.
+    from hdlcore.matrix.spectral import gram_eigh, top_singular
+
+    rng = np.random.default_rng(len(kind))
+    m, n = (200, 150) if kind != "wide" else (60, 240)
+    r = min(m, n)
+    P0, _ = np.linalg.qr(rng.standard_normal((m, r)))
+    Q0, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    s = {"flat": np.ones(r), "rank-one": np.r_[3.0, np.zeros(r - 1)]}.get(kind, np.geomspace(7, 1e-3, r))
+    scale = {"huge": 1e200, "tiny": 1e-200}.get(kind, 1.0)
+    A = torch.as_tensor((P0 * s) @ Q0.T * scale)
+    exact = float(np.linalg.svd(A.numpy(), compute_uv=False)[0])
+    value, upper = gram_eigh(A, vectors=False).top()
+    assert value == pytest.approx(exact, rel=1e-13)
+    assert exact <= upper <= exact * (1 + 1e-10)
+    out = top_singular(A, method="exact", vectors=False)  # the certificate's values-only route
+    assert (out.value, out.upper) == (value, upper) and "Gram" in out.basis
+    assert np.isfinite(upper) and upper > 0
+    bad = A.clone()
+    bad[0, 0] = float("inf")
+    assert gram_eigh(bad) is None  # not finite: the SVD's business (inputs are validated before)

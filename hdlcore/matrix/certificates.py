@@ -47,7 +47,7 @@ from . import sparse
 from .distributed import collective
 from .norms import PolarResult, norm_pair
 from .problem import factors, prepare, tolerance
-from .spectral import METHODS, resolve_method, split_top
+from .spectral import _GRAM_DETAIL, METHODS, resolve_method, split_top
 
 __all__ = ["Certificate", "polar", "certify"]
 
@@ -352,9 +352,10 @@ def certify(
 
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
                 R=None, failure_probability=1e-9, dual=None) -> Certificate:
-    """Internal (trusted tensors): the certificate in float64. ``dual``: ``(W, k)`` from
-    :func:`clipped_dual`, already formed by the caller (:func:`hdlcore.grow`'s estimate), used
-    instead of forming it again."""
+    """Internal (trusted tensors): the certificate in float64. ``dual``: ``(W, k, (sigma_1(W),
+    upper bound))`` from :func:`clipped_dual` and :meth:`hdlcore.matrix.spectral.GramEigh.top`,
+    already computed by the caller (:func:`hdlcore.grow`'s estimate, on the observed entries), used
+    instead of computing them again: the bound holds for any such W, whatever point it came from."""
     import torch
 
     f64 = torch.float64
@@ -409,15 +410,23 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         # bound too; near an optimum it is 10-30 times smaller than the scaled residual's.
         # Restricted to the observed entries here whatever its origin: feasibility needs only that
         # and the exact sigma_1 below.
-        W, k = clipped_dual(prob, R, lam) if dual is None else (prob.masked(dual[0].to(f64)), dual[1])
+        if dual is None:
+            W, k = clipped_dual(prob, R, lam)
+            top = None
+        else:
+            W, k, top = prob.masked(dual[0].to(f64)), dual[1], dual[2]
         if k:
-            wp = pair._polar(W, method="exact", maximizer=False)
+            if top is None:
+                wp = pair._polar(W, method="exact", maximizer=False)
+                top, how = (wp.value, wp.upper), wp.detail.removeprefix("sigma_1(Z), ")
+            else:
+                how = _GRAM_DETAIL
             WY, W2 = prob.inner(W), 2 * prob.loss(W)
-            gaps = [objective - dual_value(WY, W2, max(1.0, p / lam)) for p in (wp.upper, wp.value)]
+            gaps = [objective - dual_value(WY, W2, max(1.0, p / lam)) for p in (top[1], top[0])]
             if gaps[0] < bound:
                 bound, bound_est = max(gaps[0], 0.0), min(bound_est, max(gaps[1], 0.0))
                 basis += (f"; dual point: R with its {k} values above lam clipped on the observed "
-                          f"entries (its sigma_1 / lam = {wp.value / lam:.10g}, full SVD)")
+                          f"entries (its sigma_1 / lam = {top[0] / lam:.10g}, {how})")
     # The maximizer attains `value` (theta = 1), so appending it at its best scale is a verified descent.
     descent = -0.5 * lam**2 * max(value - 1.0, 0.0) ** 2
     if bound <= tol * scale:
@@ -447,7 +456,7 @@ def dual_value(inner: float, sq: float, s: float) -> float:
     return inner / s - sq / (2 * s * s)
 
 
-def clipped_dual(prob, R, lam: float):
+def clipped_dual(prob, R, lam: float, eig=None):
     """A dual point for l2/l2 near an optimum: ``W = R - M * sum_i c_i p_i q_i^T`` over the singular
     triplets ``(s_i, p_i, q_i)`` of ``R`` above ``lam``, with ``c_i = (s_i - lam) / |M * p_i q_i^T|_F^2``
     (the step that brings ``p_i^T W q_i`` to ``lam``). Returns ``(W, k)``, ``k`` the triplets used.
@@ -460,12 +469,16 @@ def clipped_dual(prob, R, lam: float):
     costs about ``(omega - 1) <R, X>`` of the bound; near an optimum the excess of ``R`` sits on
     a few directions, and clipping only those costs much less. Without a
     mask ``W`` is ``R``'s projection onto the spectral ball of radius ``lam`` (``c_i = s_i - lam``).
+    ``eig``: :func:`hdlcore.matrix.spectral.gram_eigh` of ``R`` (with vectors), when the caller
+    has it.
     """
     import torch
 
     from .spectral import top_triplets
 
-    S, P, Q = top_triplets(R, above=lam, k_max=min(R.shape), rng=np.random.default_rng(0), exact=True)
+    got = None if eig is None else eig.triplets(lam, min(R.shape), R.dtype)
+    S, P, Q = got if got is not None else top_triplets(R, above=lam, k_max=min(R.shape),
+                                                         rng=np.random.default_rng(0), exact=True)
     if S.numel() == 0:
         return R, 0
     if prob.Mf is None:

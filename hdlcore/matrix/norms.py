@@ -266,7 +266,7 @@ class NormPair:
                              failure_probability=failure_probability, threshold=threshold)
             kind = s.kind
             detail = "sigma_1(Z), " + (
-                "full SVD" if kind == "exact" else s.basis if kind == "probabilistic" else
+                (s.detail or "full SVD") if kind == "exact" else s.basis if kind == "probabilistic" else
                 f"Lanczos to Ritz residual {s.residual:.1e} in {s.steps} steps (a lower bound)")
             return PolarResult(s.value, s.u, s.v, kind, s.upper, detail, s.failure_probability)
         # Hard pairs: alternating maximization (each step maximizes over one side exactly).

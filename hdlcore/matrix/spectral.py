@@ -4,7 +4,9 @@ A polar certificate for the nuclear norm needs an *upper* bound on :math:`\\sigm
 residual ``R``. Three ways are offered, and each says what it proves:
 
 - ``"exact"``: a full SVD (LAPACK through torch), accurate to rounding. A proof, up to the
-  rounding allowance ``max(m, n) * eps * sigma_1`` of a backward-stable SVD.
+  rounding allowance ``max(m, n) * eps * sigma_1`` of a backward-stable SVD. Where only the
+  value is asked for, on the CPU: the top eigenvalue of the smaller Gram matrix in float64 (a
+  third cheaper), with the allowance of its own rounding (:meth:`GramEigh.top`).
 - ``"probabilistic"``: Golub-Kahan-Lanczos bidiagonalization from a start drawn uniformly on the
   unit sphere, run until an upper bound that holds with probability at least ``1 - delta`` over
   the start decides the caller's test (or reaches the accuracy ``tol``). Two bounds are
@@ -112,6 +114,8 @@ class SigmaMax:
     def basis(self) -> str:
         """One sentence: how the value was obtained and what it proves."""
         if self.kind == "exact":
+            if self.detail:
+                return f"exact: {self.detail} (proof, sigma_1 <= {self.upper:.12g})"
             return "exact: full SVD (proof, up to the rounding allowance max(m, n)*eps*sigma_1)"
         if self.kind == "probabilistic":
             return (f"probabilistic: Lanczos bidiagonalization from a uniformly random start, "
@@ -275,6 +279,12 @@ def top_singular(A, *, method: str = "auto", tol: float = 1e-10, max_steps: int 
             P, S, Qh = torch.linalg.svd(A, full_matrices=False)
             u, v, value = P[:, 0], Qh[0], float(S[0])
         else:
+            # Values only, on the CPU: the smaller Gram matrix's top eigenvalue, with its own
+            # rounding allowance (GramEigh.top), cheaper than svdvals.
+            eig = gram_eigh(A, vectors=False) if min(m, n) else None
+            if eig is not None:
+                value, upper = eig.top()
+                return SigmaMax(value, None, None, "exact", upper, 0.0, 0, True, 0.0, _GRAM_DETAIL)
             value = float(torch.linalg.svdvals(A)[0])
             u = v = None
         eps = float(torch.finfo(A.dtype).eps)
@@ -747,60 +757,111 @@ _GRAM_FLOOR = 1e-3
 
 def _gram(A):
     """The smaller Gram matrix of a dense CPU tensor ``A``, in float64, whether it is ``A^T A``
-    (n x n, else ``A A^T``), and ``A`` in float64; None on other devices (their SVDs are kept)."""
+    (n x n, else ``A A^T``), ``A`` in float64 and the power of two it was divided by (1 unless its
+    entries would overflow or underflow once squared); None on other devices (their SVDs are kept)
+    or with entries that are not finite."""
     import torch
 
     if not is_tensor(A) or A.device.type != "cpu" or A.dtype not in (torch.float32, torch.float64):
         return None
     A64 = A.double()
+    amax = float(A64.abs().max()) if A64.numel() else 0.0
+    if not math.isfinite(amax):
+        return None
+    scale = 1.0
+    if amax > 0 and not 2.0**-400 <= amax <= 2.0**400:
+        scale = 2.0 ** math.frexp(amax)[1]  # exact: a power of two
+        A64 = A64 / scale
     right = A.shape[0] >= A.shape[1]
-    return (A64.T @ A64 if right else A64 @ A64.T), right, A64
+    return (A64.T @ A64 if right else A64 @ A64.T), right, A64, scale
 
 
-def gram_top_value(A) -> float | None:
-    """Internal: ``sigma_1(A)`` of a dense CPU tensor from the top eigenvalue of its smaller Gram
-    matrix, accurate to about ``min(m, n) * eps * |A|_F^2 / sigma_1^2`` relative (float64
-    throughout): 8 ms against 10 ms for ``svdvals`` at 400 x 400, 60 ms against 95 ms at
-    1000 x 1000 (two cores, torch's LAPACK; scipy's ``dsyevr`` for the top eigenvalue alone is a
-    little faster, but its OpenBLAS threads then keep spinning against torch's and slowed
-    ``grow`` twofold). Evidence for :func:`hdlcore.grow`'s tests between descents, never a
-    certificate (those keep the SVD and its stated rounding allowance). None where the route
-    does not apply (another device)."""
+@dataclass(frozen=True)
+class GramEigh:
+    """Internal: the eigendecomposition of a matrix's smaller Gram matrix (:func:`gram_eigh`), from
+    which its top singular value with a proven bound and its top triplets are read without a
+    second decomposition."""
+
+    w: Any  # (k,) eigenvalues, ascending, of the Gram matrix of A / scale
+    X: Any  # (k, k) eigenvectors, or None (values only)
+    right: bool  # the Gram matrix is A^T A (X holds right vectors)
+    A64: Any  # A / scale in float64
+    scale: float  # a power of two (1 unless A's entries would overflow or underflow once squared)
+
+    def top(self) -> tuple[float, float]:
+        """``(sigma_1, upper)``: the top eigenvalue's root and a bound that covers the rounding.
+
+        With ``G = fl(A^T A)`` formed in float64 (``A`` is ``p x k``, ``p`` the inner dimension),
+        ``|G - A^T A| <= gamma_p |A|^T |A|`` entrywise, so ``|G - A^T A|_2 <= p eps |A|_F^2``
+        (``gamma_p < p eps``); and the computed top eigenvalue of the symmetric G is, as for the
+        SVD's allowance (:func:`top_singular`), within ``k eps |G|_2`` of G's. Hence
+        ``sigma_1^2 <= w_top (1 + 2 k eps) + p eps |A|_F^2``: relative to ``sigma_1`` the
+        allowance is ``k eps + p eps |A|_F^2 / (2 sigma_1^2)``, about 1e-11 at 1000 x 1000. (The
+        squared values lose accuracy at the bottom of the spectrum, never at its top.)
+        """
+        import torch
+
+        k = int(self.w.shape[0])
+        if k == 0:
+            return 0.0, 0.0
+        p = self.A64.shape[0] if self.right else self.A64.shape[1]
+        eps = float(torch.finfo(torch.float64).eps)
+        top = max(float(self.w[-1]), 0.0)
+        fro2 = float(torch.linalg.vector_norm(self.A64)) ** 2
+        upper = math.sqrt(top * (1 + 2 * k * eps) + p * eps * fro2 * (1 + 1e-6)) * (1 + 4 * eps)
+        return self.scale * math.sqrt(top), self.scale * upper
+
+    def triplets(self, above: float, k_max: int, dtype):
+        """The triplets above ``above`` (at most ``k_max``), decreasing; None where the squared values
+        lose accuracy (``above`` below ``_GRAM_FLOOR * sigma_1``) or without vectors."""
+        above = above / self.scale
+        if self.X is None or above <= 0 or above * above < _GRAM_FLOOR**2 * float(self.w[-1]):
+            return None
+        c = min(int((self.w > above * above).sum()), k_max)
+        w, X = self.w.flip(0)[:c], self.X.flip(1)[:, :c]  # decreasing, at most k_max
+        S = w.sqrt()
+        other = (self.A64 @ X) / S if self.right else (self.A64.T @ X) / S  # (m, c) or (n, c)
+        P, Q = (other, X) if self.right else (X, other)
+        return (S * self.scale).to(dtype), P.to(dtype), Q.to(dtype)
+
+
+def gram_eigh(A, vectors: bool = True) -> GramEigh | None:
+    """Internal: the eigenvalues (and vectors) of the smaller Gram matrix of a dense CPU tensor, in
+    float64 (torch's eigvalsh / eigh; at 400 x 400 the values take 8 ms against 10 ms for
+    ``svdvals``, with vectors 12 ms against 22 to 50 ms for the full SVD; at 1000 x 1000, 60 and
+    100 ms against 95 and 210 to 360 ms). None on other devices (their SVDs are kept). scipy's
+    ``dsyevr`` for the top eigenvalue alone is a little faster, but its OpenBLAS threads then keep
+    spinning against torch's and slowed :func:`hdlcore.grow` twofold."""
     import torch
 
     got = _gram(A)
     if got is None:
         return None
-    G = got[0]
-    if G.shape[0] == 0:
-        return 0.0
-    return math.sqrt(max(float(torch.linalg.eigvalsh(G)[-1]), 0.0))
+    G, right, A64, scale = got
+    if vectors:
+        w, X = torch.linalg.eigh(G)
+        return GramEigh(w, X, right, A64, scale)
+    return GramEigh(torch.linalg.eigvalsh(G), None, right, A64, scale)
+
+
+def gram_top_value(A) -> float | None:
+    """Internal: ``sigma_1(A)`` of a dense CPU tensor from its smaller Gram matrix's top eigenvalue
+    (:func:`gram_eigh`); None where that route does not apply."""
+    eig = gram_eigh(A, vectors=False)
+    return None if eig is None else eig.top()[0]
 
 
 def gram_triplets(A, *, above: float, k_max: int):
     """Internal: :func:`top_triplets` exact, from the eigenpairs of the smaller Gram matrix above
-    ``above**2``, the other side's vectors ``A q / sigma`` (at 400 x 400, 12 ms against 22 to
-    50 ms for the full SVD; at 1000 x 1000, 100 ms against 210 to 360 ms). None where a full SVD
-    is needed instead: another device, or ``above`` below ``_GRAM_FLOOR * sigma_1`` (squared
-    values lose accuracy there)."""
-    import torch
+    ``above**2``, the other side's vectors ``A q / sigma``. None where a full SVD is needed
+    instead: another device, or ``above`` below ``_GRAM_FLOOR * sigma_1``."""
+    if above <= 0 or min(A.shape) == 0:
+        return None
+    eig = gram_eigh(A)
+    return None if eig is None else eig.triplets(above, k_max, A.dtype)
 
-    got = _gram(A)
-    if got is None:
-        return None
-    G, right, A64 = got
-    if G.shape[0] == 0 or above <= 0:
-        return None
-    w, X = torch.linalg.eigh(G)  # ascending
-    if above * above < _GRAM_FLOOR**2 * float(w[-1]):
-        return None
-    c = min(int((w > above * above).sum()), k_max)
-    w, X = w.flip(0)[:c], X.flip(1)[:, :c]  # decreasing, at most k_max
-    S = w.sqrt()
-    other = (A64 @ X) / S if right else (A64.T @ X) / S  # (m, c) or (n, c)
-    P, Q = (other, X) if right else (X, other)
-    return S.to(A.dtype), P.to(A.dtype), Q.to(A.dtype)
 
+_GRAM_DETAIL = "the smaller Gram matrix's top eigenvalue (float64, with its rounding allowance)"
 
 #: top_triplets asks for this many directions or more: block Krylov (matrix-matrix products).
 _BLOCK_TRIPLETS = 8
