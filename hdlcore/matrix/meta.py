@@ -422,7 +422,15 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         if block and U.shape[1] > 1 and excess > tol:
             U, V, pruned = _prune(prob, U, V, R, f, lam)
             if pruned:  # fewer columns, same or lower objective: descend again before deciding
-                cur, prev_excess, pruning = loose, None, True
+                if masked and excess < _CLEAR and cur == loose:
+                    # Near 1 with a mask: the tight descent (L-BFGS and the restricted solve) at
+                    # once, instead of loose ALS sweeps and prunes until none is left; the tests
+                    # that follow prune what it shrinks (n = 400, rank 98: 108 -> 105 -> 99
+                    # columns in one chunk instead of four sweeps, 0.46-0.51 s against 0.58-0.68 s,
+                    # interleaved processes; ranks 51 and 129 the same or faster).
+                    cur, prev_excess = schedule[1], None
+                else:
+                    cur, prev_excess, pruning = loose, None, True
                 continue
         stable = prev_excess is not None and excess > 0.5 * prev_excess and cur <= schedule[-2]
         if sp is not None:  # a split test says where the excess is; only the outside one grows
