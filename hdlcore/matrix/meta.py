@@ -68,6 +68,10 @@ _BLOCK_SHARE = 0.2
 #: Above this size the near-1 polar tests use a full SVD when the matrix is small enough for
 #: the certificate's exact method (the residual's top spectrum is flat there: Lanczos is slow).
 _EXACT_NEAR_SIZE = 16
+#: Where the tests are exact and the last excess was above this, the test takes the Gram matrix's
+#: eigenvectors too, and a growth step that follows takes its directions from them (one
+#: eigendecomposition instead of a test and a second one).
+_GROWTH_LIKELY = 0.3
 #: Growth steps asking for more directions than this take them from a full eigendecomposition of
 #: the residual's Gram matrix where the certificate is exact (block Krylov for 12 directions at
 #: 400 x 400: 28 ms, the Gram route 13 ms; for 8, 9-11 ms against 13).
@@ -294,6 +298,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     last_excess = float("inf")  # the polar's excess at the last test
     inside = True  # the last test's excess lies inside the spans of U and V (split tests tell)
     while True:
+        solved = False  # the point is the restricted solve's (no direction left to prune)
         if U.shape[1] > 0:
             # In chunks of _CHUNK sweeps: between chunks the polar test and the duality gap may
             # already certify the point, long before the descent's own stopping rule holds.
@@ -320,7 +325,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 # n = 2000, ranks 109 and 151, it lies in the couplings and 8 iterations leave the same
                 # sweeps as 16.)
                 its = _FINAL_ITERATIONS if last_excess < _FINAL_EXCESS and inside else None
-                U, V, _ = restricted_solve(prob, U, V, lam, iterations=its, cache=restricted)
+                U, V, solved = restricted_solve(prob, U, V, lam, iterations=its, cache=restricted)
                 sweeps += 1
             elif full and U.shape[1] > 1:
                 # Without a mask the restricted problem's operator is the identity: one iteration
@@ -361,8 +366,11 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         else:
             # Where the clipped dual point is likely to be estimated after this test (the last
             # excess small), one eigendecomposition of R's Gram matrix serves both.
-            eig = (gram_eigh(R) if clip_tests and method_now == "exact" and last_excess < _SHORT_EXCESS
-                   else None)
+            # And where the last excess was large (a growth step likely follows), one serves the
+            # test and the growth step's directions.
+            if clip_tests and method_now == "exact" and (last_excess < _SHORT_EXCESS
+                                                         or last_excess > _GROWTH_LIKELY):
+                eig = gram_eigh(R)
             pol = _test(pair, R, method_now, _NEAR_TOL if near else 1e-3, rng, warm, dense_block, eig)
         omega = pol.value / lam
         last_excess = omega - 1
@@ -423,7 +431,9 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # maximizer of an under-sized point lies outside them; a maximizer inside them means the
         # descent has not converged yet.
         excess = omega - 1
-        if block and U.shape[1] > 1 and excess > tol:
+        # (After a restricted solve every direction kept has p^T R q = lam, so _prune, which drops
+        # those with p^T R q + sigma |M * p q^T|^2 <= lam, would find none.)
+        if block and U.shape[1] > 1 and excess > tol and not solved:
             U, V, pruned = _prune(prob, U, V, R, f, lam)
             if pruned:  # fewer columns, same or lower objective: descend again before deciding
                 if masked and excess < _CLEAR and cur == loose:
@@ -483,8 +493,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 # grows with their number: at 400 x 400 the SVD wins above about 16).
                 exact = dense and (growth_method == "exact" or exact_fits and room > _EXACT_ROOM
                                    or full and m * n * min(m, n) <= _FULL_SVD_LIMIT)
-                _, P, Q = top_triplets(G, above=max(above, lam * (1 + tol)), k_max=room, rng=rng,
-                                       exact=exact, tol=_FULL_TRIPLET_TOL if full else 1e-3)
+                got = None if eig is None else eig.triplets(max(above, lam * (1 + tol)), room, R.dtype)
+                _, P, Q = got if got is not None else top_triplets(
+                    G, above=max(above, lam * (1 + tol)), k_max=room, rng=rng, exact=exact,
+                    tol=_FULL_TRIPLET_TOL if full else 1e-3)
                 P, Q = P.to(R.dtype), Q.to(R.dtype)
                 if P.shape[1] == 0:  # Lanczos missed what the polar saw: its top pair
                     if sp is not None:
