@@ -351,11 +351,14 @@ def certify(
 
 
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
-                R=None, failure_probability=1e-9, dual=None) -> Certificate:
+                R=None, failure_probability=1e-9, dual=None, top=None) -> Certificate:
     """Internal (trusted tensors): the certificate in float64. ``dual``: ``(W, k, (sigma_1(W),
     upper bound))`` from :func:`clipped_dual` and :meth:`hdlcore.matrix.spectral.GramEigh.top`,
     already computed by the caller (:func:`hdlcore.grow`'s estimate, on the observed entries), used
-    instead of computing them again: the bound holds for any such W, whatever point it came from."""
+    instead of computing them again: the bound holds for any such W, whatever point it came from.
+    ``top``: ``(sigma_1(R), upper bound)`` of this very residual from
+    :meth:`hdlcore.matrix.spectral.GramEigh.top` (the caller's test on the same factors), used
+    where the method is exact."""
     import torch
 
     f64 = torch.float64
@@ -390,6 +393,9 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         if s is not None and (s.upper <= threshold or s.value > threshold):
             pol = PolarResult(s.value, None, None, s.kind, s.upper, "sigma_1(Z), " + s.basis,
                               s.failure_probability)
+    exact = resolve_method(method, R.shape) == "exact"
+    if pol is None and top is not None and pair.name == "l2/l2" and exact:
+        pol = PolarResult(top[0], None, None, "exact", top[1], "sigma_1(Z), " + _GRAM_DETAIL)
     if pol is None:
         pol = pair._polar(R, method=method, tol=lanczos_tol, rng=rng, maximizer=False,
                           failure_probability=failure_probability, threshold=threshold)

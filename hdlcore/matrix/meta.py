@@ -50,7 +50,7 @@ from .norms import norm_pair
 from .problem import MatrixResult, Problem, descent_method, prepare, solver_options
 from .quasi_newton import Memory
 from .sparse import SparseProblem
-from .spectral import EXACT_SIZE_LIMIT, block_norm, gram_eigh, gram_top_value, span_blocks, top_triplets
+from .spectral import EXACT_SIZE_LIMIT, block_norm, gram_eigh, span_blocks, top_triplets
 from .subspace import restricted_solve
 
 __all__ = ["grow"]
@@ -412,10 +412,15 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                     dual_gap, dual = clip_gap, (W, k, top)
         if ((block or passed) and min(polar_bound, dual_gap) <= small
                 or (passed or inside_only) and cur <= final):
-            if block and U.shape[1] > 0:
+            top = None
+            if solved and pol.kind == "exact" and pol.u is None:
+                # The restricted solve's factors (zero directions already dropped: nothing to
+                # compress) and the test's sigma_1 of this same residual, with its proven bound.
+                top = (pol.value, pol.upper)
+            elif block and U.shape[1] > 0:
                 U, V = _compress(U, V)
             cert = certificate(prob, U, V, lam, pair, tol=tol, method=polar_method, rng=rng,
-                               failure_probability=failure_probability, dual=dual)
+                               failure_probability=failure_probability, dual=dual, top=top)
             if cert.is_global is True or cert.polar_kind == "lower_bound":
                 converged = cert.is_global is True or cert.polar <= 1 + tol
                 break
@@ -688,10 +693,11 @@ def _test(pair, R, method, tol, rng, v0, values_only, eig=None):
     from .norms import PolarResult
 
     if values_only and method == "exact":
-        value = gram_top_value(R) if eig is None else eig.top()[0]
-        if value is not None:
+        eig = gram_eigh(R, vectors=False) if eig is None else eig
+        if eig is not None:
+            value, upper = eig.top()  # with its rounding allowance: the certificate may take it
             detail = "sigma_1(R) by the Gram matrix's top eigenvalue"
-            return PolarResult(value, None, None, "exact", value, detail)
+            return PolarResult(value, None, None, "exact", upper, detail)
     return pair._polar(R, method=method, tol=tol, rng=rng, v0=v0,
                        maximizer=not (values_only and method == "exact"))
 
