@@ -238,6 +238,23 @@ def test_moderate_rank_completion_matches_the_convex_solver():
     assert np.all(np.diff(sweeps) <= 1e-12 * sweeps[0])
 
 
+@pytest.mark.parametrize("lam", [2.0, 1.6])  # 1.6: the clipped dual point handed over too
+def test_grows_certificate_is_the_one_certify_computes(lam):
+    # grow hands its certificate what its last test computed on the same residual (sigma_1 with
+    # the Gram route's proven bound, the clipped dual point with its own): an independent
+    # certify of the returned factors, computing everything itself, must state the same.
+    rng = np.random.default_rng(21)
+    Y, _ = hd.low_rank_matrix(120, 100, 5, noise=0.5, rng=rng)
+    mask = hd.random_mask(Y.shape, 0.3, rng=rng)
+    res = hd.grow(Y, lam, mask, rng=0)
+    own = hd.certify(Y, res.U, res.V, lam, mask, method="exact")
+    assert res.size > 16 and res.certificate.is_global is True and own.is_global is True
+    assert res.certificate.polar == pytest.approx(own.polar, rel=1e-12)
+    assert res.certificate.polar_upper >= own.polar * (1 - 1e-12)
+    assert res.certificate.bound == pytest.approx(own.bound, rel=1e-6, abs=1e-9 * own.objective)
+    assert res.certificate.objective == pytest.approx(own.objective, rel=1e-12)
+
+
 @pytest.mark.parametrize("n, lam, exact", [(120, 1.0, True), (300, 6.0, True), (1100, 16.5, False)])
 def test_full_data_grows_the_thresholding_in_one_step(n, lam, exact):
     # Without a mask the first growth step appends every direction of Y above lam (uncapped),
