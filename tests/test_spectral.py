@@ -337,3 +337,9 @@ def test_gram_bound_covers_sigma_1(kind):
     bad = A.clone()
     bad[0, 0] = float("inf")
     assert gram_eigh(bad) is None  # not finite: the SVD's business (inputs are validated before)
+    # grow's loop evidence in float32 (native): the bound then uses float32's rounding unit
+    A32 = (A / scale).float()
+    exact32 = float(np.linalg.svd(A32.double().numpy(), compute_uv=False)[0])
+    value32, upper32 = gram_eigh(A32, vectors=False, native=True).top()
+    assert value32 == pytest.approx(exact32, rel=1e-5)
+    assert exact32 <= upper32 <= exact32 * (1 + 1e-2)  # flat: p eps |A|_F^2 / sigma_1^2 = 2e-3

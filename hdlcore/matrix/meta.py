@@ -385,7 +385,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             # test and the growth step's directions.
             if clip_tests and method_now == "exact" and (last_excess < _SHORT_EXCESS
                                                          or last_excess > _GROWTH_LIKELY):
-                eig = gram_eigh(R)
+                eig = gram_eigh(R, native=True)
             pol = _test(pair, R, method_now, _NEAR_TOL if near else 1e-3, rng, warm, dense_block, eig)
         omega = pol.value / lam
         last_excess = omega - 1
@@ -710,7 +710,7 @@ def _test(pair, R, method, tol, rng, v0, values_only, eig=None):
     from .norms import PolarResult
 
     if values_only and method == "exact":
-        eig = gram_eigh(R, vectors=False) if eig is None else eig
+        eig = gram_eigh(R, vectors=False, native=True) if eig is None else eig
         if eig is not None:
             value, upper = eig.top()  # with its rounding allowance: the certificate may take it
             detail = "sigma_1(R) by the Gram matrix's top eigenvalue"

@@ -688,7 +688,7 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
 
     m, n = A.shape
     if exact:
-        out = gram_triplets(A, above=above, k_max=k_max)
+        out = gram_triplets(A, above=above, k_max=k_max, native=True)  # directions: A's precision
         if out is not None:
             return out
         P, S, Qh = torch.linalg.svd(A, full_matrices=False)
@@ -755,21 +755,22 @@ def top_triplets(A, *, above: float, k_max: int, tol: float = 1e-3, rng: np.rand
 _GRAM_FLOOR = 1e-3
 
 
-def _gram(A):
-    """The smaller Gram matrix of a dense CPU tensor ``A``, in float64, whether it is ``A^T A``
-    (n x n, else ``A A^T``), ``A`` in float64 and the power of two it was divided by (1 unless its
-    entries would overflow or underflow once squared); None on other devices (their SVDs are kept)
-    or with entries that are not finite."""
+def _gram(A, native: bool = False):
+    """The smaller Gram matrix of a dense CPU tensor ``A``, in float64 (in float32 for a float32
+    ``A`` when ``native``), whether it is ``A^T A`` (n x n, else ``A A^T``), ``A`` in that precision
+    and the power of two it was divided by (1 unless its entries would overflow or underflow once
+    squared); None on other devices (their SVDs are kept) or with entries that are not finite."""
     import torch
 
     if not is_tensor(A) or A.device.type != "cpu" or A.dtype not in (torch.float32, torch.float64):
         return None
-    A64 = A.double()
+    A64 = A if native and A.dtype == torch.float32 else A.double()
     amax = float(A64.abs().max()) if A64.numel() else 0.0
     if not math.isfinite(amax):
         return None
     scale = 1.0
-    if amax > 0 and not 2.0**-400 <= amax <= 2.0**400:
+    span = 400 if A64.dtype == torch.float64 else 40  # squares (times the order) stay normal
+    if amax > 0 and not 2.0**-span <= amax <= 2.0**span:
         scale = 2.0 ** math.frexp(amax)[1]  # exact: a power of two
         A64 = A64 / scale
     right = A.shape[0] >= A.shape[1]
@@ -785,7 +786,7 @@ class GramEigh:
     w: Any  # (k,) eigenvalues, ascending, of the Gram matrix of A / scale
     X: Any  # (k, k) eigenvectors, or None (values only)
     right: bool  # the Gram matrix is A^T A (X holds right vectors)
-    A64: Any  # A / scale in float64
+    A64: Any  # A / scale in float64 (float32 for a float32 A asked for natively)
     scale: float  # a power of two (1 unless A's entries would overflow or underflow once squared)
 
     def top(self) -> tuple[float, float]:
@@ -805,7 +806,7 @@ class GramEigh:
         if k == 0:
             return 0.0, 0.0
         p = self.A64.shape[0] if self.right else self.A64.shape[1]
-        eps = float(torch.finfo(torch.float64).eps)
+        eps = float(torch.finfo(self.A64.dtype).eps)
         top = max(float(self.w[-1]), 0.0)
         fro2 = float(torch.linalg.vector_norm(self.A64)) ** 2
         upper = math.sqrt(top * (1 + 2 * k * eps) + p * eps * fro2 * (1 + 1e-6)) * (1 + 4 * eps)
@@ -813,9 +814,15 @@ class GramEigh:
 
     def triplets(self, above: float, k_max: int, dtype):
         """The triplets above ``above`` (at most ``k_max``), decreasing; None where the squared values
-        lose accuracy (``above`` below ``_GRAM_FLOOR * sigma_1``) or without vectors."""
+        lose accuracy (``above`` below ``_GRAM_FLOOR * sigma_1``, or in float32 where the
+        eigenvalues' rounding, about ``k eps sigma_1^2``, is within a hundredth of ``above**2``)
+        or without vectors."""
+        import torch
+
         above = above / self.scale
-        if self.X is None or above <= 0 or above * above < _GRAM_FLOOR**2 * float(self.w[-1]):
+        k = int(self.w.shape[0])
+        floor = max(_GRAM_FLOOR**2, 100 * k * float(torch.finfo(self.w.dtype).eps))
+        if self.X is None or above <= 0 or above * above < floor * float(self.w[-1]):
             return None
         c = min(int((self.w > above * above).sum()), k_max)
         w, X = self.w.flip(0)[:c], self.X.flip(1)[:, :c]  # decreasing, at most k_max
@@ -825,16 +832,18 @@ class GramEigh:
         return (S * self.scale).to(dtype), P.to(dtype), Q.to(dtype)
 
 
-def gram_eigh(A, vectors: bool = True) -> GramEigh | None:
+def gram_eigh(A, vectors: bool = True, native: bool = False) -> GramEigh | None:
     """Internal: the eigenvalues (and vectors) of the smaller Gram matrix of a dense CPU tensor, in
     float64 (torch's eigvalsh / eigh; at 400 x 400 the values take 8 ms against 10 ms for
     ``svdvals``, with vectors 12 ms against 22 to 50 ms for the full SVD; at 1000 x 1000, 60 and
-    100 ms against 95 and 210 to 360 ms). None on other devices (their SVDs are kept). scipy's
+    100 ms against 95 and 210 to 360 ms). ``native``: a float32 ``A`` stays in float32 (directions
+    and loop evidence; about half the time; the bound of :meth:`GramEigh.top` then uses float32's
+    rounding unit). None on other devices (their SVDs are kept). scipy's
     ``dsyevr`` for the top eigenvalue alone is a little faster, but its OpenBLAS threads then keep
     spinning against torch's and slowed :func:`hdlcore.grow` twofold."""
     import torch
 
-    got = _gram(A)
+    got = _gram(A, native)
     if got is None:
         return None
     G, right, A64, scale = got
@@ -851,13 +860,13 @@ def gram_top_value(A) -> float | None:
     return None if eig is None else eig.top()[0]
 
 
-def gram_triplets(A, *, above: float, k_max: int):
+def gram_triplets(A, *, above: float, k_max: int, native: bool = False):
     """Internal: :func:`top_triplets` exact, from the eigenpairs of the smaller Gram matrix above
     ``above**2``, the other side's vectors ``A q / sigma``. None where a full SVD is needed
     instead: another device, or ``above`` below ``_GRAM_FLOOR * sigma_1``."""
     if above <= 0 or min(A.shape) == 0:
         return None
-    eig = gram_eigh(A)
+    eig = gram_eigh(A, native=native)
     return None if eig is None else eig.triplets(above, k_max, A.dtype)
 
 
