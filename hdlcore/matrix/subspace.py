@@ -102,20 +102,43 @@ def restricted_solve(prob, U, V, lam: float, iterations: int | None = None,
     S, Z, t = S0, S0, 1.0
     G = -(Qu.T @ (R @ Qv))  # the loss's gradient at S0, from the residual: (r, m) @ ((m, n) @ (n, r))
     s = torch.zeros(0, dtype=S0.dtype, device=S0.device)
-    P = Qh = S0
+    P, Qh = S0[:, :0], S0[:0]
     for k in range(iterations):
         if k:
             G = op(Z) - B  # gradient of the loss at Z
-        P, s, Qh = torch.linalg.svd(Z - G / L)  # prox of (lam / L) |.|_*: shrink the values
-        s = (s - lam / L).clamp_min(0)
-        S_new = (P * s) @ Qh
+        S_new, P, s, Qh = _shrink(Z - G / L, lam / L)  # prox of (lam / L) |.|_*
         t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
         Z = S_new + ((t - 1) / t_new) * (S_new - S)
         S, t = S_new, t_new
-    keep = s > 0
-    root = s[keep].sqrt()
-    Un, Vn = (Qu @ P[:, keep]) * root, (Qv @ Qh[keep].T) * root
-    fn = prob.loss(prob.residual(Un, Vn)) + lam * float(s.sum())
+    root = s.sqrt()
+    Un, Vn = (Qu @ P) * root, (Qv @ Qh.T) * root
+    # The factorized objective of the factors returned (their own column norms, as f above).
+    theta_n = torch.linalg.vector_norm(Un, dim=0) * torch.linalg.vector_norm(Vn, dim=0)
+    fn = prob.loss(prob.residual(Un, Vn)) + lam * float(theta_n.sum())
     if fn < f:
         return Un, Vn, True
     return U, V, False
+
+
+def _shrink(A, tau: float):
+    """Singular value soft-thresholding of a small square ``A`` by ``tau``: ``(S, P, s, Qh)`` with
+    ``S = P diag(s) Qh`` over the values left above zero (``s > 0``).
+
+    From the eigendecomposition of ``A^T A``: ``Qh``'s rows are its eigenvectors above ``tau**2``,
+    ``sigma`` the roots of their eigenvalues, ``P = A Qh^T / sigma``. At r = 51 / 98 / 129,
+    0.28 / 0.77 / 1.33 ms against 0.39 / 1.27 / 2.28 ms for a full SVD (two cores, interleaved).
+    Only values above ``tau`` are kept, where squaring loses nothing that matters: the
+    eigenvalues' rounding, ``r eps sigma_1^2``, moves a value ``sigma`` by ``r eps sigma_1^2 /
+    (2 sigma)``; a cluster of equal values, whose vectors the eigendecomposition may mix, is
+    shrunk alike whatever its basis.
+    """
+    import torch
+
+    w, E = torch.linalg.eigh(A.T @ A)  # ascending
+    sigma = w.clamp_min(0).sqrt()
+    keep = sigma > tau
+    sigma, E = sigma[keep], E[:, keep]
+    P = A @ E  # (r, k): the left vectors times sigma
+    P = P / torch.linalg.vector_norm(P, dim=0).clamp_min(torch.finfo(A.dtype).tiny)
+    s = sigma - tau
+    return (P * s) @ E.T, P, s, E.T
