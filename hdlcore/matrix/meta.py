@@ -507,8 +507,9 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 # memory traffic of Lanczos's matrix-vector products. Without a mask the directions
                 # are the step itself (a thresholding: no descent refines them fast, since the
                 # subspace iteration that ALS is converges at the rate of the residual's gap at
-                # lam), so they are exact or tight, in the data's precision.
-                G = R if sp is None else sp.D if full else sp.D.float()
+                # lam), so they are exact or tight, in the data's precision. With a mask, dense R in
+                # single precision too (the Gram route then takes half the time).
+                G = (R.float() if dense and not full else R) if sp is None else sp.D if full else sp.D.float()
                 # A full SVD where it is cheap and many directions are asked for (Lanczos's cost
                 # grows with their number: at 400 x 400 the SVD wins above about 16).
                 exact = dense and (growth_method == "exact" or exact_fits and room > _EXACT_ROOM
