@@ -374,6 +374,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         # eigenvalue costs less than a loose Lanczos run on the residual at these sizes).
         method_now = near_method if near or near_method == "exact" else growth_method
         sp = eig = None
+        coarse = False
         if dense_block and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
             sp = _split_polar(R, U, V, lam, tol, rng, split_v)
             pol, split_v = sp.polar, sp.v
@@ -386,7 +387,13 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             if clip_tests and method_now == "exact" and (last_excess < _SHORT_EXCESS
                                                          or last_excess > _GROWTH_LIKELY):
                 eig = gram_eigh(R, native=True)
-            pol = _test(pair, R, method_now, _NEAR_TOL if near else 1e-3, rng, warm, dense_block, eig)
+            # A float64 residual whose last excess was above 1e-3: the test in single precision
+            # (its value decides growth and tightening there, to 1e-5 at worst; no certificate
+            # is within reach, nor takes it).
+            coarse = (clip_tests and eig is None and method_now == "exact"
+                      and R.dtype == torch.float64 and last_excess > _SHORT_EXCESS)
+            pol = _test(pair, R.float() if coarse else R, method_now, _NEAR_TOL if near else 1e-3, rng, warm,
+                        dense_block, eig)
         omega = pol.value / lam
         last_excess = omega - 1
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
@@ -428,7 +435,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         if ((block or passed) and min(polar_bound, dual_gap) <= small
                 or (passed or inside_only) and cur <= final):
             top = None
-            if solved and pol.kind == "exact" and pol.u is None:
+            if solved and pol.kind == "exact" and pol.u is None and not coarse:
                 # The restricted solve's factors (zero directions already dropped: nothing to
                 # compress) and the test's sigma_1 of this same residual, with its proven bound.
                 top = (pol.value, pol.upper)
@@ -472,7 +479,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         elif excess <= tol or excess > _CLEAR or stable or cur <= final:
             new_direction = False  # not needed for the decision below
         elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
-            new_direction, out_v = _outside(R, U, V, lam + 0.5 * (pol.value - lam), rng, out_v)
+            low_args = (R.float(), U.float(), V.float()) if coarse else (R, U, V)  # as the test
+            new_direction, out_v = _outside(*low_args, lam + 0.5 * (pol.value - lam), rng, out_v)
         else:
             new_direction = _overlap(U, V, pol) < 0.5
         growable = sp.d > lam * (1 + tol) if sp is not None else excess > tol
