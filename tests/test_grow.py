@@ -258,6 +258,12 @@ def test_float32_growth_phase_keeps_the_objective_monotone_and_certified(monkeyp
     sweeps = res.history["sweep_objective"]
     assert np.all(np.diff(sweeps) <= 1e-12 * sweeps[0])
     assert res.objective == pytest.approx(hd.solve_convex(Y, 2.0, mask, tol=1e-8).objective, rel=1e-6)
+    # Data beyond float32's comfortable range stay float64 throughout (and the scaled problem's
+    # optimum is the scaled optimum).
+    calls.clear()
+    big = hd.grow(Y * 1e20, 2.0e20, mask, rng=0)
+    assert torch.float32 not in calls and big.certificate.is_global is True
+    assert big.objective == pytest.approx(res.objective * 1e40, rel=1e-6)
 
 
 @pytest.mark.parametrize("lam", [2.0, 1.6])  # 1.6: the clipped dual point handed over too

@@ -305,9 +305,11 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
     # (block Krylov asks for 1e-3), and matrix products and eigendecompositions take about half the
     # time. The descents near 1, the tests that decide, and the certificate are float64.
     # (n = 400, ranks 51-129: the same sweeps and sizes on five data seeds, 4-10 % faster.)
+    # (Not for data whose scale float32 cannot hold with room for squares and sums.)
     full_prob = prob
+    amax = float(prob.Y.abs().max()) if clip_tests and prob.Y.numel() else 0.0
     low = (prob.astype(torch.float32) if clip_tests and prob.Y.dtype == torch.float64
-           and min(m, n) > _SMALL else None)
+           and min(m, n) > _SMALL and 1e-15 < amax < 1e15 else None)
     while True:
         solved = False  # the point is the restricted solve's (no direction left to prune)
         far = low is not None and cur == loose and last_excess > _CLEAR and not pruning
