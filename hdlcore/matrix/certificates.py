@@ -353,11 +353,11 @@ def certify(
 def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10, rng=None,
                 R=None, failure_probability=1e-9, dual=None, top=None) -> Certificate:
     """Internal (trusted tensors): the certificate in float64. ``dual``: ``(W, k, (sigma_1(W),
-    upper bound))`` from :func:`clipped_dual` and :meth:`hdlcore.matrix.spectral.GramEigh.top`,
+    upper bound))`` from :func:`clipped_dual` and ``hdlcore.matrix.spectral.GramEigh.top``,
     already computed by the caller (:func:`hdlcore.grow`'s estimate, on the observed entries), used
     instead of computing them again: the bound holds for any such W, whatever point it came from.
     ``top``: ``(sigma_1(R), upper bound)`` of this very residual from
-    :meth:`hdlcore.matrix.spectral.GramEigh.top` (the caller's test on the same factors), used
+    ``hdlcore.matrix.spectral.GramEigh.top`` (the caller's test on the same factors), used
     where the method is exact."""
     import torch
 
@@ -475,7 +475,7 @@ def clipped_dual(prob, R, lam: float, eig=None):
     costs about ``(omega - 1) <R, X>`` of the bound; near an optimum the excess of ``R`` sits on
     a few directions, and clipping only those costs much less. Without a
     mask ``W`` is ``R``'s projection onto the spectral ball of radius ``lam`` (``c_i = s_i - lam``).
-    ``eig``: :func:`hdlcore.matrix.spectral.gram_eigh` of ``R`` (with vectors), when the caller
+    ``eig``: ``hdlcore.matrix.spectral.gram_eigh`` of ``R`` (with vectors), when the caller
     has it.
     """
     import torch

@@ -716,7 +716,7 @@ def _split_polar(R, U, V, lam, tol, rng, v0) -> _Split:
 def _test(pair, R, method, tol, rng, v0, values_only, eig=None):
     """The polar of ``R`` between descents: with ``values_only`` (block growth finds its own
     directions) an exact test takes sigma_1 alone, from the Gram matrix where that applies
-    (:func:`hdlcore.matrix.spectral.gram_eigh`, or ``eig``, its result for R: evidence, as every
+    (``hdlcore.matrix.spectral.gram_eigh``, or ``eig``, its result for R: evidence, as every
     test here; the final certificate computes its own)."""
     from .norms import PolarResult
 

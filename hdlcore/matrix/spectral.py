@@ -6,7 +6,7 @@ residual ``R``. Three ways are offered, and each says what it proves:
 - ``"exact"``: a full SVD (LAPACK through torch), accurate to rounding. A proof, up to the
   rounding allowance ``max(m, n) * eps * sigma_1`` of a backward-stable SVD. Where only the
   value is asked for, on the CPU: the top eigenvalue of the smaller Gram matrix in float64 (a
-  third cheaper), with the allowance of its own rounding (:meth:`GramEigh.top`).
+  third cheaper), with the allowance of its own rounding (``GramEigh.top``).
 - ``"probabilistic"``: Golub-Kahan-Lanczos bidiagonalization from a start drawn uniformly on the
   unit sphere, run until an upper bound that holds with probability at least ``1 - delta`` over
   the start decides the caller's test (or reaches the accuracy ``tol``). Two bounds are
@@ -779,7 +779,7 @@ def _gram(A, native: bool = False):
 
 @dataclass(frozen=True)
 class GramEigh:
-    """Internal: the eigendecomposition of a matrix's smaller Gram matrix (:func:`gram_eigh`), from
+    """Internal: the eigendecomposition of a matrix's smaller Gram matrix (``gram_eigh``), from
     which its top singular value with a proven bound and its top triplets are read without a
     second decomposition."""
 
@@ -837,7 +837,7 @@ def gram_eigh(A, vectors: bool = True, native: bool = False) -> GramEigh | None:
     float64 (torch's eigvalsh / eigh; at 400 x 400 the values take 8 ms against 10 ms for
     ``svdvals``, with vectors 12 ms against 22 to 50 ms for the full SVD; at 1000 x 1000, 60 and
     100 ms against 95 and 210 to 360 ms). ``native``: a float32 ``A`` stays in float32 (directions
-    and loop evidence; about half the time; the bound of :meth:`GramEigh.top` then uses float32's
+    and loop evidence; about half the time; the bound of ``GramEigh.top`` then uses float32's
     rounding unit). None on other devices (their SVDs are kept). scipy's
     ``dsyevr`` for the top eigenvalue alone is a little faster, but its OpenBLAS threads then keep
     spinning against torch's and slowed :func:`hdlcore.grow` twofold."""
@@ -855,7 +855,7 @@ def gram_eigh(A, vectors: bool = True, native: bool = False) -> GramEigh | None:
 
 def gram_top_value(A) -> float | None:
     """Internal: ``sigma_1(A)`` of a dense CPU tensor from its smaller Gram matrix's top eigenvalue
-    (:func:`gram_eigh`); None where that route does not apply."""
+    (``gram_eigh``); None where that route does not apply."""
     eig = gram_eigh(A, vectors=False)
     return None if eig is None else eig.top()[0]
 
