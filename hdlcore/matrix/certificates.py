@@ -410,7 +410,7 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
     bound, bound_est = _bound(upper), _bound(value)
     basis = pol.detail
     if (bound > tol * scale and pair.name == "l2/l2" and is_tensor(R) and value > 1.0
-            and resolve_method(method, R.shape) == "exact" and bound <= CLIP_TRY * tol * scale):
+            and exact and bound <= CLIP_TRY * tol * scale):
         # A second dual point: the residual with its values above lam clipped on the observed
         # entries (clipped_dual). Feasible once scaled by its own exact sigma_1, so its gap is a
         # bound too; near an optimum it is 10-30 times smaller than the scaled residual's.
@@ -418,21 +418,21 @@ def certificate(prob, U, V, lam, pair, *, tol, method="auto", lanczos_tol=1e-10,
         # and the exact sigma_1 below.
         if dual is None:
             W, k = clipped_dual(prob, R, lam)
-            top = None
+            wtop = None  # W's (sigma_1, upper bound)
         else:
-            W, k, top = prob.masked(dual[0].to(f64)), dual[1], dual[2]
+            W, k, wtop = prob.masked(dual[0].to(f64)), dual[1], dual[2]
         if k:
-            if top is None:
+            if wtop is None:
                 wp = pair._polar(W, method="exact", maximizer=False)
-                top, how = (wp.value, wp.upper), wp.detail.removeprefix("sigma_1(Z), ")
+                wtop, how = (wp.value, wp.upper), wp.detail.removeprefix("sigma_1(Z), ")
             else:
                 how = _GRAM_DETAIL
             WY, W2 = prob.inner(W), 2 * prob.loss(W)
-            gaps = [objective - dual_value(WY, W2, max(1.0, p / lam)) for p in (top[1], top[0])]
+            gaps = [objective - dual_value(WY, W2, max(1.0, p / lam)) for p in (wtop[1], wtop[0])]
             if gaps[0] < bound:
                 bound, bound_est = max(gaps[0], 0.0), min(bound_est, max(gaps[1], 0.0))
                 basis += (f"; dual point: R with its {k} values above lam clipped on the observed "
-                          f"entries (its sigma_1 / lam = {top[0] / lam:.10g}, {how})")
+                          f"entries (its sigma_1 / lam = {wtop[0] / lam:.10g}, {how})")
     # The maximizer attains `value` (theta = 1), so appending it at its best scale is a verified descent.
     descent = -0.5 * lam**2 * max(value - 1.0, 0.0) ** 2
     if bound <= tol * scale:

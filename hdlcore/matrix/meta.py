@@ -377,6 +377,7 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         method_now = near_method if near or near_method == "exact" else growth_method
         sp = eig = None
         coarse = False
+        R_test = R  # the residual the test saw (single precision where coarse)
         if dense_block and U.shape[1] > 0 and not exact_fits:  # where a full SVD is dear
             sp = _split_polar(R, U, V, lam, tol, rng, split_v)
             pol, split_v = sp.polar, sp.v
@@ -394,8 +395,9 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             # is within reach, nor takes it).
             coarse = (clip_tests and eig is None and method_now == "exact"
                       and R.dtype == torch.float64 and last_excess > _SHORT_EXCESS)
-            pol = _test(pair, R.float() if coarse else R, method_now, _NEAR_TOL if near else 1e-3, rng, warm,
-                        dense_block, eig)
+            if coarse:
+                R_test = R.float()
+            pol = _test(pair, R_test, method_now, _NEAR_TOL if near else 1e-3, rng, warm, dense_block, eig)
         omega = pol.value / lam
         last_excess = omega - 1
         if pol.kind == "krylov" and not near and omega <= 1 + _CLEAR:
@@ -430,10 +432,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
             W, k = clipped_dual(prob, R, lam, eig)
             weig = gram_eigh(W, vectors=False) if k else None
             if weig is not None:
-                top = weig.top()
-                clip_gap = f - dual_value(prob.inner(W), 2 * prob.loss(W), max(1.0, top[1] / lam))
+                wtop = weig.top()
+                clip_gap = f - dual_value(prob.inner(W), 2 * prob.loss(W), max(1.0, wtop[1] / lam))
                 if clip_gap < dual_gap:
-                    dual_gap, dual = clip_gap, (W, k, top)
+                    dual_gap, dual = clip_gap, (W, k, wtop)
         if ((block or passed) and min(polar_bound, dual_gap) <= small
                 or (passed or inside_only) and cur <= final):
             top = None
@@ -481,8 +483,8 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
         elif excess <= tol or excess > _CLEAR or stable or cur <= final:
             new_direction = False  # not needed for the decision below
         elif pol.u is None:  # values only: most of the excess lies outside the spans of U and V
-            low_args = (R.float(), U.float(), V.float()) if coarse else (R, U, V)  # as the test
-            new_direction, out_v = _outside(*low_args, lam + 0.5 * (pol.value - lam), rng, out_v)
+            new_direction, out_v = _outside(R_test, U.to(R_test.dtype), V.to(R_test.dtype),
+                                            lam + 0.5 * (pol.value - lam), rng, out_v)
         else:
             new_direction = _overlap(U, V, pol) < 0.5
         growable = sp.d > lam * (1 + tol) if sp is not None else excess > tol
@@ -519,7 +521,10 @@ def _grow(prob, pair, lam, U, V, *, tol, max_size, method, max_iter, polar_metho
                 # subspace iteration that ALS is converges at the rate of the residual's gap at
                 # lam), so they are exact or tight, in the data's precision. With a mask, dense R in
                 # single precision too (the Gram route then takes half the time).
-                G = (R.float() if dense and not full else R) if sp is None else sp.D if full else sp.D.float()
+                if sp is None:
+                    G = R_test.float() if dense and not full else R
+                else:
+                    G = sp.D if full else sp.D.float()
                 # A full SVD where it is cheap and many directions are asked for (Lanczos's cost
                 # grows with their number: at 400 x 400 the SVD wins above about 16).
                 exact = dense and (growth_method == "exact" or exact_fits and room > _EXACT_ROOM

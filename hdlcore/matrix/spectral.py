@@ -853,13 +853,6 @@ def gram_eigh(A, vectors: bool = True, native: bool = False) -> GramEigh | None:
     return GramEigh(torch.linalg.eigvalsh(G), None, right, A64, scale)
 
 
-def gram_top_value(A) -> float | None:
-    """Internal: ``sigma_1(A)`` of a dense CPU tensor from its smaller Gram matrix's top eigenvalue
-    (``gram_eigh``); None where that route does not apply."""
-    eig = gram_eigh(A, vectors=False)
-    return None if eig is None else eig.top()[0]
-
-
 def gram_triplets(A, *, above: float, k_max: int, native: bool = False):
     """Internal: :func:`top_triplets` exact, from the eigenpairs of the smaller Gram matrix above
     ``above**2``, the other side's vectors ``A q / sigma``. None where a full SVD is needed

@@ -74,24 +74,22 @@ def restricted_solve(prob, U, V, lam: float, iterations: int | None = None,
     B = Qu.T @ prob.Y @ Qv if dense else Qu.T @ (prob.Y @ Qv)
     S0 = Ru @ Rv.T  # U V^T = Qu S0 Qv^T
     cache = {} if cache is None else cache
-    E, last = cache.get("E"), cache.get("norm", 0.0)
-    near = False
+    E, last = cache.get("E"), 0.0
     if E is not None and E.shape != S0.shape:
         r0 = E.shape[0]
-        near = abs(S0.shape[0] - r0) <= max(2, r0 // 10)
-    if near and E is not None:
-        # A few columns grown or pruned since the last call: the spans barely changed, and so
-        # did the operator's norm (0.552, 0.562, 0.557 at n = 400 for 50, 52, 51 columns). The
-        # last vector, cut or padded, starts the power iteration, and the estimate is at least
-        # the last norm, so that two iterations cannot underestimate it much.
-        pad = torch.zeros(S0.shape, dtype=S0.dtype, device=S0.device)
-        k = min(r0, S0.shape[0])
-        pad[:k, :k] = E[:k, :k]
-        E = pad
-    else:
-        last = 0.0
-    power = 2 if E is not None and (near or E.shape == S0.shape) else _POWER
-    if power == _POWER:
+        if abs(S0.shape[0] - r0) <= max(2, r0 // 10):
+            # A few columns grown or pruned since the last call: the spans barely changed, and so
+            # did the operator's norm (0.552, 0.562, 0.557 at n = 400 for 50, 52, 51 columns).
+            # The last vector, cut or padded, starts the power iteration, and the estimate is at
+            # least the last norm, so that two iterations cannot underestimate it much.
+            pad = torch.zeros(S0.shape, dtype=S0.dtype, device=S0.device)
+            k = min(r0, S0.shape[0])
+            pad[:k, :k] = E[:k, :k]
+            E, last = pad, cache["norm"]
+        else:
+            E = None
+    power = _POWER if E is None else 2
+    if E is None:
         E = torch.randn(S0.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(S0)
     step = 0.0
     for _ in range(power):  # the operator's norm (at most 1 for a 0/1 mask)
